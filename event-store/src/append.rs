@@ -1,0 +1,898 @@
+//! Group commit: the batcher that turns many concurrent appends into one transaction.
+//!
+//! One task owns one connection and keeps one transaction in flight. It takes every
+//! append that is waiting, plans positions, stream versions and hashes for all of them
+//! client-side, and sends the whole batch, `COMMIT` included, as one multi-statement
+//! round trip (ADR 0002). The statements themselves check everything:
+//!
+//! - an event's `prev_position` foreign key fails (or waits) unless its predecessor
+//!   exists, so a stale idea of the head can never leave a hole;
+//! - `UNIQUE(stream_id, stream_version)` and the `prev_stream_version` foreign key fail
+//!   an append whose expected version is wrong, in either direction;
+//! - the claims' primary key fails an append whose claim is held.
+//!
+//! MariaDB stops a multi-statement query at the first error, so the `COMMIT` at its end
+//! only runs when every statement succeeded. On an error the batcher knows which
+//! statement, hence which append, failed: that append gets its own error (its partial
+//! writes undone through its savepoint), the appends before it stay in the open
+//! transaction, and the rest are planned again after it. A neighbour's failure never
+//! fails an append.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use sqlx::{ConnectOptions, Connection, Either, Row};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::chain::{micros, Canonical, Hash, GENESIS_HASH};
+use crate::error::{
+    duplicate_key, foreign_key, mariadb_code, AppendError, ER_CHECKREAD, ER_DUP_ENTRY,
+    ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, ER_NO_REFERENCED_ROW,
+};
+use crate::event::{AppendOutcome, AppendRequest, ClaimOp, EventType, WrittenStream};
+use crate::literal;
+use crate::stream::{check_name, ExpectedVersion, StreamId};
+
+/// Largest JSON text (data plus metadata) one append may carry.
+pub(crate) const MAX_APPEND_BYTES: usize = 1024 * 1024;
+/// How often a batch is retried after a deadlock, lock timeout or lost connection.
+const MAX_TRANSIENT_RETRIES: u32 = 8;
+/// How often an append to a stream at `ExpectedVersion::Any` is re-planned after another
+/// writer moved the stream under it.
+const MAX_ANY_RETRIES: u8 = 5;
+/// Batches that take the head with a locking read after another process was seen
+/// appending; optimistic (no extra round trip) again afterwards.
+const LOCKING_BATCHES_AFTER_CONTENTION: u32 = 256;
+
+/// An append whose JSON was serialised and checked in the caller's task.
+pub(crate) struct Prepared {
+    streams: Vec<PreparedStream>,
+    claims: Vec<PreparedClaim>,
+    events: usize,
+    bytes: usize,
+}
+
+struct PreparedStream {
+    stream_id: StreamId,
+    expected: ExpectedVersion,
+    events: Vec<PreparedEvent>,
+}
+
+struct PreparedEvent {
+    event_id: Uuid,
+    event_type: EventType,
+    schema_version: u32,
+    data: String,
+    metadata: String,
+}
+
+enum PreparedClaim {
+    Claim {
+        scope: String,
+        key: Vec<u8>,
+        payload: String,
+    },
+    Release {
+        scope: String,
+        key: Vec<u8>,
+    },
+}
+
+impl Prepared {
+    pub(crate) fn new(req: AppendRequest) -> Result<Self, AppendError> {
+        let invalid = |m: String| Err(AppendError::Invalid(m));
+        if req.streams.is_empty() {
+            return invalid("an append needs at least one stream".into());
+        }
+        let mut bytes = 0;
+        let mut events = 0;
+        let mut streams = Vec::with_capacity(req.streams.len());
+        for (i, w) in req.streams.into_iter().enumerate() {
+            if w.events.is_empty() {
+                return invalid(format!("stream {} has no events", w.stream_id));
+            }
+            if streams
+                .iter()
+                .any(|s: &PreparedStream| s.stream_id == w.stream_id)
+            {
+                return invalid(format!("stream {} appears twice (at {i})", w.stream_id));
+            }
+            let mut out = Vec::with_capacity(w.events.len());
+            for e in w.events {
+                let data = e.data.to_string();
+                let metadata = e.metadata.to_string();
+                bytes += data.len() + metadata.len();
+                out.push(PreparedEvent {
+                    event_id: e.event_id,
+                    event_type: e.event_type,
+                    schema_version: e.schema_version,
+                    data,
+                    metadata,
+                });
+            }
+            events += out.len();
+            streams.push(PreparedStream {
+                stream_id: w.stream_id,
+                expected: w.expected,
+                events: out,
+            });
+        }
+        if bytes > MAX_APPEND_BYTES {
+            return invalid(format!(
+                "the append carries {bytes} bytes of JSON, more than {MAX_APPEND_BYTES}"
+            ));
+        }
+        let mut claims = Vec::with_capacity(req.claims.len());
+        for c in req.claims {
+            let (scope, key) = match &c {
+                ClaimOp::Claim(c) => (&c.scope, &c.key),
+                ClaimOp::Release { scope, key } => (scope, key),
+            };
+            check_name("claim scope", 64, scope)
+                .map_err(|e| AppendError::Invalid(e.to_string()))?;
+            if key.is_empty() || key.len() > 64 {
+                return invalid(format!(
+                    "a claim key must be 1 to 64 bytes, got {}",
+                    key.len()
+                ));
+            }
+            claims.push(match c {
+                ClaimOp::Claim(c) => PreparedClaim::Claim {
+                    payload: c.payload.to_string(),
+                    scope: c.scope,
+                    key: c.key,
+                },
+                ClaimOp::Release { scope, key } => PreparedClaim::Release { scope, key },
+            });
+        }
+        // Releases first, so that one append may give a key up and take it again.
+        claims.sort_by_key(|c| matches!(c, PreparedClaim::Claim { .. }));
+        Ok(Self {
+            streams,
+            claims,
+            events,
+            bytes,
+        })
+    }
+}
+
+pub(crate) struct Pending {
+    pub(crate) append: Prepared,
+    pub(crate) reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+}
+
+#[derive(Clone)]
+struct Head {
+    position: u64,
+    hash: Hash,
+    recorded_at: OffsetDateTime,
+}
+
+impl Head {
+    fn genesis() -> Self {
+        Self {
+            position: 0,
+            hash: GENESIS_HASH,
+            recorded_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct BatchLimits {
+    pub(crate) max_events: usize,
+    pub(crate) max_bytes: usize,
+}
+
+pub(crate) struct Batcher {
+    connect: MySqlConnectOptions,
+    conn: Option<MySqlConnection>,
+    /// The last committed head this process knows of; `None` until read.
+    head: Option<Head>,
+    /// Batches left that begin with a locking read of the head.
+    locking_batches: u32,
+    committed: watch::Sender<u64>,
+    limits: BatchLimits,
+}
+
+/// Why a whole batch must be rolled back and tried again (or given up).
+enum BatchFailure {
+    /// Deadlock, lock wait timeout, lost connection: nothing committed, try again.
+    Transient(sqlx::Error),
+}
+
+/// What one statement of a round does.
+#[derive(Clone, Copy)]
+enum Role {
+    Control,
+    Savepoint,
+    Events(usize),
+    Release(usize),
+    Claim(usize, usize),
+    Commit,
+}
+
+/// An append planned into the current round.
+struct Planned {
+    index: usize,
+    versions: Vec<u64>,
+    first_position: u64,
+    head_after: Head,
+    has_savepoint: bool,
+}
+
+enum RoundItem {
+    Planned(Planned),
+    /// Rejected while planning, against a version an earlier append of this
+    /// transaction establishes. Provisional: planned again if that append fails.
+    Rejected(usize, AppendError),
+}
+
+impl Batcher {
+    pub(crate) fn new(
+        connect: MySqlConnectOptions,
+        committed: watch::Sender<u64>,
+        limits: BatchLimits,
+    ) -> Self {
+        Self {
+            connect,
+            conn: None,
+            head: None,
+            locking_batches: 0,
+            committed,
+            limits,
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Pending>) {
+        let mut carry: Option<Pending> = None;
+        loop {
+            let first = match carry.take() {
+                Some(p) => p,
+                None => match rx.recv().await {
+                    Some(p) => p,
+                    None => break,
+                },
+            };
+            let mut events = first.append.events;
+            let mut bytes = first.append.bytes;
+            let mut batch = vec![first];
+            // One yield lets appenders that are about to send join this batch.
+            tokio::task::yield_now().await;
+            while let Ok(p) = rx.try_recv() {
+                if events + p.append.events > self.limits.max_events
+                    || bytes + p.append.bytes > self.limits.max_bytes
+                {
+                    carry = Some(p);
+                    break;
+                }
+                events += p.append.events;
+                bytes += p.append.bytes;
+                batch.push(p);
+            }
+            self.commit_batch(batch).await;
+        }
+        if let Some(mut conn) = self.conn.take() {
+            let _ = sqlx::Executor::execute(&mut conn, "ROLLBACK").await;
+            let _ = conn.close().await;
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(appends = batch.len()))]
+    async fn commit_batch(&mut self, batch: Vec<Pending>) {
+        let appends: Vec<&Prepared> = batch.iter().map(|p| &p.append).collect();
+        let mut attempt = 0;
+        let results = loop {
+            match self.try_commit(&appends).await {
+                Ok(results) => break results,
+                Err(BatchFailure::Transient(e)) => {
+                    self.abandon().await;
+                    attempt += 1;
+                    if attempt > MAX_TRANSIENT_RETRIES {
+                        tracing::error!(error = %e, attempt, "append batch failed");
+                        let e = Arc::new(e);
+                        break appends
+                            .iter()
+                            .map(|_| Err(AppendError::Database(e.clone())))
+                            .collect();
+                    }
+                    tracing::warn!(error = %e, attempt, "append batch retried");
+                    // Bounded backoff: 2, 4, 8 … 256 ms.
+                    tokio::time::sleep(Duration::from_millis(1 << attempt.min(8))).await;
+                }
+            }
+        };
+        for (pending, result) in batch.into_iter().zip(results) {
+            // A caller that gave up waiting no longer cares.
+            let _ = pending.reply.send(result);
+        }
+    }
+
+    /// Rolls back whatever is open and forgets the head: the next batch starts afresh.
+    async fn abandon(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            if sqlx::Executor::execute(&mut *conn, "ROLLBACK")
+                .await
+                .is_err()
+            {
+                self.conn = None;
+            }
+        }
+        self.head = None;
+    }
+
+    async fn connection(&mut self) -> Result<&mut MySqlConnection, sqlx::Error> {
+        if self.conn.is_none() {
+            let mut conn = self.connect.connect().await?;
+            // autocommit off: the first statement of a batch opens its transaction, with
+            // no BEGIN round trip. READ COMMITTED: no gap locks, reads see the newest head.
+            sqlx::Executor::execute(
+                &mut conn,
+                "SET SESSION autocommit = 0; \
+                 SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            )
+            .await?;
+            self.conn = Some(conn);
+        }
+        match self.conn.as_mut() {
+            Some(c) => Ok(c),
+            None => Err(sqlx::Error::PoolClosed),
+        }
+    }
+
+    async fn try_commit(
+        &mut self,
+        appends: &[&Prepared],
+    ) -> Result<Vec<Result<AppendOutcome, AppendError>>, BatchFailure> {
+        let transient = BatchFailure::Transient;
+        let mut results: Vec<Option<Result<AppendOutcome, AppendError>>> =
+            appends.iter().map(|_| None).collect();
+        let mut any_retries = vec![0u8; appends.len()];
+        // Versions this transaction establishes, stream by stream.
+        let mut in_tx: HashMap<StreamId, u64> = HashMap::new();
+        // Current versions read for streams appended at `Any`.
+        let mut read_versions: HashMap<StreamId, u64> = HashMap::new();
+        // Appends that succeeded inside the open transaction, with their outcome.
+        let mut done: Vec<(usize, AppendOutcome)> = Vec::new();
+        let mut rollback_to: Option<usize> = None;
+
+        let mut head = if self.locking_batches > 0 || self.head.is_none() {
+            self.locking_batches = self.locking_batches.saturating_sub(1);
+            let conn = self.connection().await.map_err(transient)?;
+            read_head(conn, true).await.map_err(transient)?
+        } else {
+            self.connection().await.map_err(transient)?;
+            self.head.clone().unwrap_or_else(Head::genesis)
+        };
+        let now = OffsetDateTime::now_utc();
+        let now = now
+            .replace_nanosecond(now.microsecond() * 1_000)
+            .unwrap_or(now);
+        let mut todo: Vec<usize> = (0..appends.len()).collect();
+
+        loop {
+            let conn = self.connection().await.map_err(transient)?;
+            let recorded_at = now.max(head.recorded_at);
+
+            // Streams appended at `Any` need their current version before planning.
+            let unknown: Vec<&StreamId> = todo
+                .iter()
+                .flat_map(|&i| appends[i].streams.iter())
+                .filter(|s| s.expected == ExpectedVersion::Any)
+                .map(|s| &s.stream_id)
+                .filter(|id| !in_tx.contains_key(*id) && !read_versions.contains_key(*id))
+                .collect();
+            if !unknown.is_empty() {
+                let found = stream_versions(conn, &unknown).await.map_err(transient)?;
+                for id in unknown {
+                    let v = found.get(id).copied().unwrap_or(0);
+                    read_versions.insert(id.clone(), v);
+                }
+            }
+
+            // Plan the round.
+            let mut sql = String::new();
+            let mut roles: Vec<Role> = Vec::new();
+            if let Some(i) = rollback_to.take() {
+                sql.push_str("ROLLBACK TO SAVEPOINT u");
+                literal::uint(&mut sql, i as u64);
+                sql.push(';');
+                roles.push(Role::Control);
+            }
+            let mut tentative = in_tx.clone();
+            let mut cursor = head.clone();
+            let mut round: Vec<RoundItem> = Vec::with_capacity(todo.len());
+            for &i in &todo {
+                let a = appends[i];
+                let versions = match plan_versions(a, &tentative, &read_versions) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        round.push(RoundItem::Rejected(i, e));
+                        continue;
+                    }
+                };
+                let first_position = cursor.position + 1;
+                let has_savepoint = !a.claims.is_empty();
+                if has_savepoint {
+                    sql.push_str("SAVEPOINT u");
+                    literal::uint(&mut sql, i as u64);
+                    sql.push(';');
+                    roles.push(Role::Savepoint);
+                }
+                render_events(&mut sql, a, &versions, &mut cursor, recorded_at);
+                roles.push(Role::Events(i));
+                for (j, c) in a.claims.iter().enumerate() {
+                    render_claim(&mut sql, c, cursor.position, recorded_at);
+                    roles.push(match c {
+                        PreparedClaim::Claim { .. } => Role::Claim(i, j),
+                        PreparedClaim::Release { .. } => Role::Release(i),
+                    });
+                }
+                for (s, v) in a.streams.iter().zip(&versions) {
+                    tentative.insert(s.stream_id.clone(), *v);
+                }
+                round.push(RoundItem::Planned(Planned {
+                    index: i,
+                    versions,
+                    first_position,
+                    head_after: cursor.clone(),
+                    has_savepoint,
+                }));
+            }
+            sql.push_str("COMMIT");
+            roles.push(Role::Commit);
+
+            let (ok, error) = exec_multi(conn, &sql).await;
+            let committed = match &error {
+                None => true,
+                // The reply was lost, not necessarily the work: the round committed
+                // exactly when its last event is in the log.
+                Some(e) if is_lost_connection(e) => {
+                    self.conn = None;
+                    let last = last_event_id(&round, appends);
+                    let conn = self.connection().await.map_err(transient)?;
+                    match last {
+                        Some(id) => event_exists(conn, id).await.map_err(transient)?,
+                        None => false,
+                    }
+                }
+                Some(_) => false,
+            };
+            if committed {
+                for item in round {
+                    match item {
+                        RoundItem::Planned(p) => {
+                            done.push((p.index, outcome(appends[p.index], &p, recorded_at)));
+                            head = p.head_after;
+                        }
+                        RoundItem::Rejected(i, e) => results[i] = Some(Err(e)),
+                    }
+                }
+                for (i, o) in done {
+                    results[i] = Some(Ok(o));
+                }
+                if self.committed.send_if_modified(|p| {
+                    let moved = *p != head.position;
+                    *p = head.position;
+                    moved
+                }) {
+                    tracing::debug!(position = head.position, "appends committed");
+                }
+                self.head = Some(head);
+                return Ok(results
+                    .into_iter()
+                    .map(|r| r.unwrap_or(Err(AppendError::Invalid("not planned".into()))))
+                    .collect());
+            }
+            let Some(error) = error else {
+                return Err(transient(sqlx::Error::PoolClosed));
+            };
+            if is_lost_connection(&error) {
+                return Err(transient(error));
+            }
+            let role = roles.get(ok).copied().unwrap_or(Role::Commit);
+            let failed = match role {
+                Role::Events(i) | Role::Claim(i, _) | Role::Release(i) => i,
+                Role::Control | Role::Savepoint | Role::Commit => return Err(transient(error)),
+            };
+            let code = mariadb_code(&error);
+            if matches!(
+                code,
+                Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT | ER_CHECKREAD)
+            ) {
+                return Err(transient(error));
+            }
+
+            // The items before the failed one stand; the rest are planned again.
+            let pos = round
+                .iter()
+                .position(|r| matches!(r, RoundItem::Planned(p) if p.index == failed))
+                .unwrap_or(round.len());
+            let mut rest: Vec<usize> = Vec::new();
+            let mut failed_item = None;
+            for (k, item) in round.into_iter().enumerate() {
+                match (k.cmp(&pos), item) {
+                    (std::cmp::Ordering::Less, RoundItem::Planned(p)) => {
+                        for (s, v) in appends[p.index].streams.iter().zip(&p.versions) {
+                            in_tx.insert(s.stream_id.clone(), *v);
+                        }
+                        head = p.head_after.clone();
+                        done.push((p.index, outcome(appends[p.index], &p, recorded_at)));
+                    }
+                    (std::cmp::Ordering::Less, RoundItem::Rejected(i, e)) => {
+                        results[i] = Some(Err(e));
+                    }
+                    (std::cmp::Ordering::Equal, RoundItem::Planned(p)) => failed_item = Some(p),
+                    (_, RoundItem::Planned(p)) => rest.push(p.index),
+                    (_, RoundItem::Rejected(i, _)) => rest.push(i),
+                }
+            }
+            let Some(failed_item) = failed_item else {
+                return Err(transient(error));
+            };
+            if failed_item.has_savepoint {
+                rollback_to = Some(failed);
+            }
+            let a = appends[failed];
+            let key = duplicate_key(&error);
+            let fk = foreign_key(&error);
+            let retry_failed = match (code, role) {
+                (Some(ER_DUP_ENTRY), Role::Events(_)) if key == Some("PRIMARY") => {
+                    // Another process appended since our head was read.
+                    self.locking_batches = LOCKING_BATCHES_AFTER_CONTENTION;
+                    let conn = self.connection().await.map_err(transient)?;
+                    head = read_head(conn, true).await.map_err(transient)?;
+                    true
+                }
+                (Some(ER_NO_REFERENCED_ROW), Role::Events(_))
+                    if fk == Some("events_prev_position") =>
+                {
+                    // Our idea of the head is ahead of the log (an earlier commit was
+                    // lost): read it again.
+                    let conn = self.connection().await.map_err(transient)?;
+                    head = read_head(conn, true).await.map_err(transient)?;
+                    true
+                }
+                (Some(ER_DUP_ENTRY), Role::Events(_)) if key == Some("events_event_id") => {
+                    let conn = self.connection().await.map_err(transient)?;
+                    let id = existing_event_id(conn, a).await.map_err(transient)?;
+                    results[failed] = Some(Err(AppendError::DuplicateEventId(id)));
+                    false
+                }
+                (Some(ER_DUP_ENTRY), Role::Events(_))
+                | (Some(ER_NO_REFERENCED_ROW), Role::Events(_)) => {
+                    let has_any = a.streams.iter().any(|s| s.expected == ExpectedVersion::Any);
+                    if has_any && any_retries[failed] < MAX_ANY_RETRIES {
+                        any_retries[failed] += 1;
+                        for s in &a.streams {
+                            read_versions.remove(&s.stream_id);
+                        }
+                        true
+                    } else {
+                        let conn = self.connection().await.map_err(transient)?;
+                        let ids: Vec<&StreamId> = a.streams.iter().map(|s| &s.stream_id).collect();
+                        let actual = stream_versions(conn, &ids).await.map_err(transient)?;
+                        results[failed] = Some(Err(conflict(a, &actual, &in_tx)));
+                        false
+                    }
+                }
+                (Some(ER_DUP_ENTRY), Role::Claim(_, j)) => {
+                    let (scope, key) = match &a.claims[j] {
+                        PreparedClaim::Claim { scope, key, .. }
+                        | PreparedClaim::Release { scope, key } => (scope.clone(), key.clone()),
+                    };
+                    results[failed] = Some(Err(AppendError::ClaimTaken { scope, key }));
+                    false
+                }
+                _ => {
+                    tracing::warn!(error = %error, "append rejected by the database");
+                    results[failed] = Some(Err(AppendError::Database(Arc::new(error))));
+                    false
+                }
+            };
+            todo = if retry_failed {
+                std::iter::once(failed).chain(rest).collect()
+            } else {
+                rest
+            };
+        }
+    }
+}
+
+fn is_lost_connection(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+fn plan_versions(
+    a: &Prepared,
+    known: &HashMap<StreamId, u64>,
+    read: &HashMap<StreamId, u64>,
+) -> Result<Vec<u64>, AppendError> {
+    let mut out = Vec::with_capacity(a.streams.len());
+    for s in &a.streams {
+        let known_now = known.get(&s.stream_id).copied();
+        let start = match (s.expected.pinned(), known_now) {
+            (Some(expected), Some(actual)) if expected != actual => {
+                return Err(AppendError::Conflict {
+                    stream_id: s.stream_id.clone(),
+                    expected: s.expected,
+                    actual,
+                });
+            }
+            (Some(expected), _) => expected,
+            (None, Some(actual)) => actual,
+            (None, None) => read.get(&s.stream_id).copied().unwrap_or(0),
+        };
+        out.push(start + s.events.len() as u64);
+    }
+    Ok(out)
+}
+
+fn conflict(
+    a: &Prepared,
+    actual: &HashMap<StreamId, u64>,
+    in_tx: &HashMap<StreamId, u64>,
+) -> AppendError {
+    let version = |id: &StreamId| {
+        in_tx
+            .get(id)
+            .or_else(|| actual.get(id))
+            .copied()
+            .unwrap_or(0)
+    };
+    let mismatch = a
+        .streams
+        .iter()
+        .find(|s| {
+            s.expected
+                .pinned()
+                .is_some_and(|e| e != version(&s.stream_id))
+        })
+        .or_else(|| a.streams.first());
+    match mismatch {
+        Some(s) => AppendError::Conflict {
+            stream_id: s.stream_id.clone(),
+            expected: s.expected,
+            actual: version(&s.stream_id),
+        },
+        None => AppendError::Invalid("an append needs at least one stream".into()),
+    }
+}
+
+fn last_event_id(round: &[RoundItem], appends: &[&Prepared]) -> Option<Uuid> {
+    round.iter().rev().find_map(|r| match r {
+        RoundItem::Planned(p) => appends[p.index]
+            .streams
+            .last()
+            .and_then(|s| s.events.last())
+            .map(|e| e.event_id),
+        RoundItem::Rejected(..) => None,
+    })
+}
+
+async fn event_exists(conn: &mut MySqlConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let found: Option<(u64,)> = sqlx::query_as("SELECT position FROM events WHERE event_id = ?")
+        .bind(id.as_bytes().as_slice())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Which of an append's event ids the log already holds.
+async fn existing_event_id(conn: &mut MySqlConnection, a: &Prepared) -> Result<Uuid, sqlx::Error> {
+    for e in a.streams.iter().flat_map(|s| s.events.iter()) {
+        if event_exists(conn, e.event_id).await? {
+            return Ok(e.event_id);
+        }
+    }
+    // Two events of the append itself share an id.
+    Ok(a.streams
+        .iter()
+        .flat_map(|s| s.events.iter())
+        .map(|e| e.event_id)
+        .next()
+        .unwrap_or_else(Uuid::nil))
+}
+
+fn outcome(a: &Prepared, p: &Planned, recorded_at: OffsetDateTime) -> AppendOutcome {
+    AppendOutcome {
+        streams: a
+            .streams
+            .iter()
+            .zip(&p.versions)
+            .map(|(s, v)| WrittenStream {
+                stream_id: s.stream_id.clone(),
+                version: *v,
+            })
+            .collect(),
+        first_position: p.first_position,
+        last_position: p.head_after.position,
+        recorded_at,
+    }
+}
+
+const INSERT_EVENTS: &str = "INSERT INTO events (position, prev_position, event_id, stream_id, \
+    stream_version, prev_stream_version, event_type, schema_version, data, metadata, \
+    recorded_at, prev_hash, hash) VALUES ";
+
+fn render_events(
+    sql: &mut String,
+    a: &Prepared,
+    versions: &[u64],
+    cursor: &mut Head,
+    recorded_at: OffsetDateTime,
+) {
+    sql.push_str(INSERT_EVENTS);
+    let at = micros(recorded_at);
+    let mut first = true;
+    for (s, last_version) in a.streams.iter().zip(versions) {
+        let start = last_version - s.events.len() as u64;
+        for (k, e) in s.events.iter().enumerate() {
+            let position = cursor.position + 1;
+            let version = start + k as u64 + 1;
+            let hash = Canonical {
+                position,
+                event_id: e.event_id,
+                stream_id: s.stream_id.as_str(),
+                stream_version: version,
+                event_type: e.event_type.as_str(),
+                schema_version: e.schema_version,
+                data: &e.data,
+                metadata: &e.metadata,
+                recorded_at_micros: at,
+            }
+            .hash(&cursor.hash);
+            if !first {
+                sql.push(',');
+            }
+            first = false;
+            sql.push('(');
+            literal::uint(sql, position);
+            sql.push(',');
+            if position == 1 {
+                sql.push_str("NULL");
+            } else {
+                literal::uint(sql, position - 1);
+            }
+            sql.push(',');
+            literal::bytes(sql, e.event_id.as_bytes());
+            sql.push(',');
+            literal::text(sql, s.stream_id.as_str());
+            sql.push(',');
+            literal::uint(sql, version);
+            sql.push(',');
+            if version == 1 {
+                sql.push_str("NULL");
+            } else {
+                literal::uint(sql, version - 1);
+            }
+            sql.push(',');
+            literal::text(sql, e.event_type.as_str());
+            sql.push(',');
+            literal::uint(sql, u64::from(e.schema_version));
+            sql.push(',');
+            literal::text(sql, &e.data);
+            sql.push(',');
+            literal::text(sql, &e.metadata);
+            sql.push(',');
+            literal::datetime(sql, recorded_at);
+            sql.push(',');
+            literal::bytes(sql, &cursor.hash);
+            sql.push(',');
+            literal::bytes(sql, &hash);
+            sql.push(')');
+            *cursor = Head {
+                position,
+                hash,
+                recorded_at,
+            };
+        }
+    }
+    sql.push(';');
+}
+
+fn render_claim(sql: &mut String, c: &PreparedClaim, position: u64, at: OffsetDateTime) {
+    match c {
+        PreparedClaim::Claim {
+            scope,
+            key,
+            payload,
+        } => {
+            sql.push_str(
+                "INSERT INTO claims (scope, claim_key, payload, position, claimed_at) VALUES (",
+            );
+            literal::text(sql, scope);
+            sql.push(',');
+            literal::bytes(sql, key);
+            sql.push(',');
+            literal::text(sql, payload);
+            sql.push(',');
+            literal::uint(sql, position);
+            sql.push(',');
+            literal::datetime(sql, at);
+            sql.push_str(");");
+        }
+        PreparedClaim::Release { scope, key } => {
+            sql.push_str("DELETE FROM claims WHERE scope = ");
+            literal::text(sql, scope);
+            sql.push_str(" AND claim_key = ");
+            literal::bytes(sql, key);
+            sql.push(';');
+        }
+    }
+}
+
+/// Runs a multi-statement query; returns how many statements succeeded and the error of
+/// the one that failed (MariaDB runs none after it).
+async fn exec_multi(conn: &mut MySqlConnection, sql: &str) -> (usize, Option<sqlx::Error>) {
+    let mut results = sqlx::Executor::fetch_many(&mut *conn, sql);
+    let mut ok = 0;
+    while let Some(item) = results.next().await {
+        match item {
+            Ok(Either::Left(_)) => ok += 1,
+            Ok(Either::Right(_)) => {}
+            Err(e) => return (ok, Some(e)),
+        }
+    }
+    (ok, None)
+}
+
+async fn read_head(conn: &mut MySqlConnection, locking: bool) -> Result<Head, sqlx::Error> {
+    let sql = if locking {
+        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1 FOR UPDATE"
+    } else {
+        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+    };
+    let row = sqlx::query(sql).fetch_optional(&mut *conn).await?;
+    let Some(row) = row else {
+        return Ok(Head::genesis());
+    };
+    let hash: Vec<u8> = row.try_get(1)?;
+    let recorded_at: time::PrimitiveDateTime = row.try_get(2)?;
+    Ok(Head {
+        position: row.try_get(0)?,
+        hash: hash
+            .try_into()
+            .map_err(|_| sqlx::Error::Decode("hash is not 32 bytes".into()))?,
+        recorded_at: recorded_at.assume_utc(),
+    })
+}
+
+pub(crate) async fn stream_versions(
+    conn: &mut MySqlConnection,
+    ids: &[&StreamId],
+) -> Result<HashMap<StreamId, u64>, sqlx::Error> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let mut q =
+            String::from("SELECT stream_id, MAX(stream_version) FROM events WHERE stream_id IN (");
+        for (i, _) in chunk.iter().enumerate() {
+            q.push_str(if i == 0 { "?" } else { ",?" });
+        }
+        q.push_str(") GROUP BY stream_id");
+        let mut query = sqlx::query_as::<_, (Vec<u8>, u64)>(&q);
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        for (id, v) in query.fetch_all(&mut *conn).await? {
+            if let Some(id) = String::from_utf8(id)
+                .ok()
+                .and_then(|s| StreamId::parse(s).ok())
+            {
+                out.insert(id, v);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,42 @@
+//! The event log on MariaDB. Knows streams, versions, positions, bytes and hashes; knows
+//! nothing of the ledger domain.
+//!
+//! A tour:
+//! - [`EventStore`] (`store.rs`) is the handle: connect, append, read, tail, verify.
+//! - `append.rs` is the group-commit batcher: concurrent appends coalesce into one
+//!   transaction sent as one multi-statement round trip; each append keeps its own
+//!   expected-version checks, claims and its own success or error.
+//! - `chain.rs` defines the canonical bytes of an event and the SHA-256 hash chain.
+//! - `read.rs` reads a stream, the log by position, and tails it ([`Tail`]).
+//! - `verify.rs` recomputes the chain and reports the first bad position.
+//! - `stream.rs` and `event.rs` hold the value types; `error.rs` the typed errors.
+//! - `schema.rs` applies the `migrations/eventstore` set and grants the writer account.
+//!
+//! What it guarantees (ADR 0002): positions are 1..N without holes and become visible in
+//! order (the database enforces it with a predecessor foreign key); no event is ever
+//! updated or deleted; an append is all-or-nothing across its streams and claims.
+
+mod append;
+mod chain;
+mod error;
+mod event;
+mod literal;
+mod read;
+mod schema;
+mod store;
+mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod verify;
+
+pub use chain::{event_hash, Hash, GENESIS_HASH};
+pub use error::{AppendError, StoreError};
+pub use event::{
+    AppendOutcome, AppendRequest, Claim, ClaimOp, ClaimRecord, EventType, NewEvent, RecordedEvent,
+    StreamWrite, WrittenStream,
+};
+pub use read::Tail;
+pub use schema::{grant_writer, migrator};
+pub use store::{EventStore, StoreOptions};
+pub use stream::{ExpectedVersion, InvalidName, StreamId};
+pub use verify::VerifyReport;

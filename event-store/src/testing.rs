@@ -1,0 +1,113 @@
+//! A fresh database per test, migrated, dropped when the test ends (even on panic).
+//!
+//! The account comes from `DATABASE_URL` (default: the dev owner `cargo xtask test`
+//! creates); it needs CREATE and DROP on databases named `example_t_*`.
+
+// Test support: a failed set-up should stop the test with its reason.
+#![allow(clippy::expect_used)]
+
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::{ConnectOptions, Connection, MySqlPool};
+
+use crate::{EventStore, StoreOptions};
+
+pub const DEFAULT_DATABASE_URL: &str = "mysql://example:example@127.0.0.1:3306/example";
+
+/// The prefix of every database a test makes; `cargo xtask test` drops stale ones.
+pub const TEST_DATABASE_PREFIX: &str = "example_t_";
+
+pub struct TestDatabase {
+    pub name: String,
+    pub options: MySqlConnectOptions,
+    server: MySqlConnectOptions,
+}
+
+impl TestDatabase {
+    /// A new, empty database with the event-store migrations applied.
+    pub async fn new() -> Self {
+        Self::with_migrations(&[crate::migrator()]).await
+    }
+
+    pub async fn with_migrations(migrators: &[&Migrator]) -> Self {
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+        let server = MySqlConnectOptions::from_str(&url)
+            .expect("DATABASE_URL is a mysql:// URL")
+            .database("");
+        let name = format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let mut conn = server
+            .connect()
+            .await
+            .expect("the test account reaches MariaDB (run `cargo xtask test` to set it up)");
+        sqlx::raw_sql(&format!("CREATE DATABASE `{name}`"))
+            .execute(&mut conn)
+            .await
+            .expect("create the test database");
+        let _ = conn.close().await;
+        let options = server.clone().database(&name);
+        let pool = Self::pool_for(&options, 1).await;
+        for m in migrators {
+            m.run(&pool).await.expect("migrate the test database");
+        }
+        pool.close().await;
+        Self {
+            name,
+            options,
+            server,
+        }
+    }
+
+    pub async fn pool(&self, size: u32) -> MySqlPool {
+        Self::pool_for(&self.options, size).await
+    }
+
+    async fn pool_for(options: &MySqlConnectOptions, size: u32) -> MySqlPool {
+        MySqlPoolOptions::new()
+            .max_connections(size)
+            .connect_with(options.clone())
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// An event store on this database, as the owner.
+    pub async fn store(&self) -> EventStore {
+        self.store_with(StoreOptions {
+            read_pool_size: 4,
+            ..StoreOptions::default()
+        })
+        .await
+    }
+
+    pub async fn store_with(&self, options: StoreOptions) -> EventStore {
+        EventStore::connect_with(self.options.clone(), options)
+            .await
+            .expect("connect the event store")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; the clean-up gets a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = server.connect().await {
+                    let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
