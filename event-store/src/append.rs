@@ -211,7 +211,13 @@ enum BatchFailure {
 enum Role {
     Control,
     Savepoint,
+    /// One append's events, by append index.
     Events(usize),
+    /// The events of the claim-free appends at round items `from..to`, in one INSERT.
+    Group {
+        from: usize,
+        to: usize,
+    },
     Release(usize),
     Claim(usize, usize),
     Commit,
@@ -360,6 +366,8 @@ impl Batcher {
         // Appends that succeeded inside the open transaction, with their outcome.
         let mut done: Vec<(usize, AppendOutcome)> = Vec::new();
         let mut rollback_to: Option<usize> = None;
+        // After a grouped INSERT failed: one statement per append, to learn which.
+        let mut split = false;
 
         let mut head = if self.locking_batches > 0 || self.head.is_none() {
             self.locking_batches = self.locking_batches.saturating_sub(1);
@@ -374,8 +382,19 @@ impl Batcher {
             .replace_nanosecond(now.microsecond() * 1_000)
             .unwrap_or(now);
         let mut todo: Vec<usize> = (0..appends.len()).collect();
+        // Each round settles at least one append, or reads a fresher head or version;
+        // a bound keeps a misbehaving server from spinning the batcher for ever.
+        let mut rounds_left = 3 * appends.len() + 16;
 
         loop {
+            rounds_left = match rounds_left.checked_sub(1) {
+                Some(n) => n,
+                None => {
+                    return Err(transient(sqlx::Error::Protocol(
+                        "append batch did not settle".into(),
+                    )))
+                }
+            };
             let conn = self.connection().await.map_err(transient)?;
             let recorded_at = now.max(head.recorded_at);
 
@@ -407,6 +426,7 @@ impl Batcher {
             let mut tentative = in_tx.clone();
             let mut cursor = head.clone();
             let mut round: Vec<RoundItem> = Vec::with_capacity(todo.len());
+            let mut group: Option<usize> = None;
             for &i in &todo {
                 let a = appends[i];
                 let versions = match plan_versions(a, &tentative, &read_versions) {
@@ -418,20 +438,40 @@ impl Batcher {
                 };
                 let first_position = cursor.position + 1;
                 let has_savepoint = !a.claims.is_empty();
-                if has_savepoint {
-                    sql.push_str("SAVEPOINT u");
-                    literal::uint(&mut sql, i as u64);
+                if !has_savepoint && !split {
+                    // Claim-free appends share one multi-row INSERT.
+                    if group.is_none() {
+                        group = Some(round.len());
+                        sql.push_str(INSERT_EVENTS);
+                    } else {
+                        sql.push(',');
+                    }
+                    render_rows(&mut sql, a, &versions, &mut cursor, recorded_at);
+                } else {
+                    if let Some(from) = group.take() {
+                        sql.push(';');
+                        roles.push(Role::Group {
+                            from,
+                            to: round.len(),
+                        });
+                    }
+                    if has_savepoint {
+                        sql.push_str("SAVEPOINT u");
+                        literal::uint(&mut sql, i as u64);
+                        sql.push(';');
+                        roles.push(Role::Savepoint);
+                    }
+                    sql.push_str(INSERT_EVENTS);
+                    render_rows(&mut sql, a, &versions, &mut cursor, recorded_at);
                     sql.push(';');
-                    roles.push(Role::Savepoint);
-                }
-                render_events(&mut sql, a, &versions, &mut cursor, recorded_at);
-                roles.push(Role::Events(i));
-                for (j, c) in a.claims.iter().enumerate() {
-                    render_claim(&mut sql, c, cursor.position, recorded_at);
-                    roles.push(match c {
-                        PreparedClaim::Claim { .. } => Role::Claim(i, j),
-                        PreparedClaim::Release { .. } => Role::Release(i),
-                    });
+                    roles.push(Role::Events(i));
+                    for (j, c) in a.claims.iter().enumerate() {
+                        render_claim(&mut sql, c, cursor.position, recorded_at);
+                        roles.push(match c {
+                            PreparedClaim::Claim { .. } => Role::Claim(i, j),
+                            PreparedClaim::Release { .. } => Role::Release(i),
+                        });
+                    }
                 }
                 for (s, v) in a.streams.iter().zip(&versions) {
                     tentative.insert(s.stream_id.clone(), *v);
@@ -443,6 +483,13 @@ impl Batcher {
                     head_after: cursor.clone(),
                     has_savepoint,
                 }));
+            }
+            if let Some(from) = group.take() {
+                sql.push(';');
+                roles.push(Role::Group {
+                    from,
+                    to: round.len(),
+                });
             }
             sql.push_str("COMMIT");
             roles.push(Role::Commit);
@@ -495,12 +542,29 @@ impl Batcher {
             if is_lost_connection(&error) {
                 return Err(transient(error));
             }
-            let role = roles.get(ok).copied().unwrap_or(Role::Commit);
+            let mut role = roles.get(ok).copied().unwrap_or(Role::Commit);
+            let code = mariadb_code(&error);
+            let stale =
+                matches!(role, Role::Events(_) | Role::Group { .. }) && stale_head(code, &error);
+            if let Role::Group { from, to } = role {
+                let mut members = round[from..to].iter().filter_map(|r| match r {
+                    RoundItem::Planned(p) => Some(p.index),
+                    RoundItem::Rejected(..) => None,
+                });
+                if let (Some(only), None) = (members.next(), members.next()) {
+                    role = Role::Events(only);
+                } else if !stale {
+                    // Which append failed is not known: plan the group and the rest
+                    // again, one statement per append.
+                    split = true;
+                    role = Role::Group { from, to };
+                }
+            }
             let failed = match role {
-                Role::Events(i) | Role::Claim(i, _) | Role::Release(i) => i,
+                Role::Events(i) | Role::Claim(i, _) | Role::Release(i) => Some(i),
+                Role::Group { .. } => None,
                 Role::Control | Role::Savepoint | Role::Commit => return Err(transient(error)),
             };
-            let code = mariadb_code(&error);
             if matches!(
                 code,
                 Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT | ER_CHECKREAD)
@@ -509,10 +573,15 @@ impl Batcher {
             }
 
             // The items before the failed one stand; the rest are planned again.
-            let pos = round
-                .iter()
-                .position(|r| matches!(r, RoundItem::Planned(p) if p.index == failed))
-                .unwrap_or(round.len());
+            let pos = match (failed, role) {
+                (_, Role::Group { from, .. }) => from,
+                (Some(failed), _) => round
+                    .iter()
+                    .position(|r| matches!(r, RoundItem::Planned(p) if p.index == failed))
+                    .unwrap_or(round.len()),
+                (None, _) => round.len(),
+            };
+            let is_group = matches!(role, Role::Group { .. });
             let mut rest: Vec<usize> = Vec::new();
             let mut failed_item = None;
             for (k, item) in round.into_iter().enumerate() {
@@ -527,37 +596,40 @@ impl Batcher {
                     (std::cmp::Ordering::Less, RoundItem::Rejected(i, e)) => {
                         results[i] = Some(Err(e));
                     }
-                    (std::cmp::Ordering::Equal, RoundItem::Planned(p)) => failed_item = Some(p),
+                    (std::cmp::Ordering::Equal, RoundItem::Planned(p)) if !is_group => {
+                        failed_item = Some(p);
+                    }
                     (_, RoundItem::Planned(p)) => rest.push(p.index),
                     (_, RoundItem::Rejected(i, _)) => rest.push(i),
                 }
             }
-            let Some(failed_item) = failed_item else {
-                return Err(transient(error));
+            if stale {
+                // Another process appended since our head was read (or our idea of it
+                // is ahead of the log after a lost commit): read it again, with a lock.
+                self.locking_batches = LOCKING_BATCHES_AFTER_CONTENTION;
+                let conn = self.connection().await.map_err(transient)?;
+                head = read_head(conn, true).await.map_err(transient)?;
+                if let Some(p) = &failed_item {
+                    if p.has_savepoint {
+                        rollback_to = Some(p.index);
+                    }
+                    todo = std::iter::once(p.index).chain(rest).collect();
+                } else {
+                    todo = rest;
+                }
+                continue;
+            }
+            let (Some(failed), Some(failed_item)) = (failed, failed_item) else {
+                // A grouped INSERT failed: plan it again, split.
+                todo = rest;
+                continue;
             };
             if failed_item.has_savepoint {
                 rollback_to = Some(failed);
             }
             let a = appends[failed];
             let key = duplicate_key(&error);
-            let fk = foreign_key(&error);
             let retry_failed = match (code, role) {
-                (Some(ER_DUP_ENTRY), Role::Events(_)) if key == Some("PRIMARY") => {
-                    // Another process appended since our head was read.
-                    self.locking_batches = LOCKING_BATCHES_AFTER_CONTENTION;
-                    let conn = self.connection().await.map_err(transient)?;
-                    head = read_head(conn, true).await.map_err(transient)?;
-                    true
-                }
-                (Some(ER_NO_REFERENCED_ROW), Role::Events(_))
-                    if fk == Some("events_prev_position") =>
-                {
-                    // Our idea of the head is ahead of the log (an earlier commit was
-                    // lost): read it again.
-                    let conn = self.connection().await.map_err(transient)?;
-                    head = read_head(conn, true).await.map_err(transient)?;
-                    true
-                }
                 (Some(ER_DUP_ENTRY), Role::Events(_)) if key == Some("events_event_id") => {
                     let conn = self.connection().await.map_err(transient)?;
                     let id = existing_event_id(conn, a).await.map_err(transient)?;
@@ -601,6 +673,15 @@ impl Batcher {
                 rest
             };
         }
+    }
+}
+
+/// Whether an insert failed because the head this batch planned from is not the log's.
+fn stale_head(code: Option<u16>, error: &sqlx::Error) -> bool {
+    match code {
+        Some(ER_DUP_ENTRY) => duplicate_key(error) == Some("PRIMARY"),
+        Some(ER_NO_REFERENCED_ROW) => foreign_key(error) == Some("events_prev_position"),
+        _ => false,
     }
 }
 
@@ -726,14 +807,13 @@ const INSERT_EVENTS: &str = "INSERT INTO events (position, prev_position, event_
     stream_version, prev_stream_version, event_type, schema_version, data, metadata, \
     recorded_at, prev_hash, hash) VALUES ";
 
-fn render_events(
+fn render_rows(
     sql: &mut String,
     a: &Prepared,
     versions: &[u64],
     cursor: &mut Head,
     recorded_at: OffsetDateTime,
 ) {
-    sql.push_str(INSERT_EVENTS);
     let at = micros(recorded_at);
     let mut first = true;
     for (s, last_version) in a.streams.iter().zip(versions) {
@@ -799,7 +879,6 @@ fn render_events(
             };
         }
     }
-    sql.push(';');
 }
 
 fn render_claim(sql: &mut String, c: &PreparedClaim, position: u64, at: OffsetDateTime) {

@@ -1,1 +1,169 @@
-fn main() {}
+//! `cargo xtask`: the developer commands. Never shipped in a service binary.
+//!
+//! - `dev`: prepares MariaDB (accounts, databases, migrations) and runs the stack.
+//! - `test`: checks the services, prepares the test account and runs every test.
+//! - `migrate`: applies the migration sets to `DATABASE_URL` and grants the writer.
+//! - `bench append`: measures the event store against the machine's raw MariaDB limit.
+//!
+//! `services.rs` finds (and starts) MariaDB and RabbitMQ; `database.rs` makes the
+//! accounts and databases; `bench.rs` holds the benchmark.
+
+mod bench;
+mod database;
+mod services;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Developer commands for the ledger")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prepare the databases and run the whole stack until Ctrl-C.
+    Dev(database::DbArgs),
+    /// Run every test against the real MariaDB and RabbitMQ.
+    Test {
+        #[command(flatten)]
+        db: database::DbArgs,
+        /// Extra arguments for the test runner (after `--`).
+        #[arg(last = true)]
+        rest: Vec<String>,
+    },
+    /// Apply the migrations and grant the writer account.
+    Migrate(database::DbArgs),
+    /// Measure throughput and latency; results go to target/bench/.
+    Bench {
+        #[command(flatten)]
+        db: database::DbArgs,
+        #[command(flatten)]
+        bench: bench::BenchArgs,
+    },
+    /// The benchmark itself, run by `bench` in a release build.
+    #[command(hide = true)]
+    BenchRun {
+        #[command(flatten)]
+        db: database::DbArgs,
+        #[command(flatten)]
+        bench: bench::BenchArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xtask: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Dev(db) => {
+            services::ensure_mariadb().await?;
+            services::ensure_rabbitmq().await?;
+            database::prepare(&db).await?;
+            println!("event log ready: {}", db.database_url_redacted());
+            println!(
+                "nothing else to run yet: the services arrive with the command and read sides"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate(db) => {
+            services::ensure_mariadb().await?;
+            database::prepare(&db).await?;
+            println!("migrated {}", db.database_url_redacted());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { db, rest } => {
+            services::ensure_mariadb().await?;
+            services::ensure_rabbitmq().await?;
+            database::prepare_test_account(&db).await?;
+            database::drop_stale_test_databases(&db).await?;
+            run_rust_tests(&db, &rest)
+        }
+        Command::Bench { db, bench } => {
+            services::ensure_mariadb().await?;
+            database::prepare_test_account(&db).await?;
+            // Measure optimised code: run the benchmark from a release build.
+            let mut cmd = std::process::Command::new(env_cargo());
+            cmd.args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "xtask",
+                "--",
+                "bench-run",
+            ]);
+            cmd.args(bench.to_args());
+            cmd.env("DATABASE_URL", &db.database_url);
+            let status = cmd.status().context("running the benchmark")?;
+            Ok(if status.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::BenchRun { db, bench } => {
+            bench::run(&db, &bench).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn env_cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn run_rust_tests(db: &database::DbArgs, rest: &[String]) -> anyhow::Result<ExitCode> {
+    let nextest = std::process::Command::new(env_cargo())
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut cmd = std::process::Command::new(env_cargo());
+    if nextest {
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    cmd.args(rest);
+    cmd.env("DATABASE_URL", &db.database_url);
+    println!("running: {cmd:?}");
+    let status = cmd.status().context("running the Rust tests")?;
+    // Doc tests are not run by nextest.
+    let doc_ok = if nextest {
+        std::process::Command::new(env_cargo())
+            .args(["test", "--workspace", "--doc"])
+            .env("DATABASE_URL", &db.database_url)
+            .status()
+            .context("running the doc tests")?
+            .success()
+    } else {
+        true
+    };
+    Ok(if status.success() && doc_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

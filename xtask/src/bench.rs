@@ -1,0 +1,388 @@
+//! `cargo xtask bench`: the system against the machine's raw limits, in one run.
+//!
+//! `append`: independent one-row `INSERT` + `COMMIT` transactions (autocommit, one round
+//! trip each) on N connections, the raw limit of this MariaDB; then the event store
+//! appending one event per append on N concurrent appenders, each to its own stream.
+//! Each figure is the median of `--runs` runs of `--seconds` each, raw and store runs
+//! interleaved so that drift hits both alike. Results: a table, and
+//! `target/bench/append.json`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use event_store::{
+    AppendRequest, EventStore, EventType, ExpectedVersion, NewEvent, StoreOptions, StreamId,
+};
+use serde::Serialize;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor};
+
+use crate::database::DbArgs;
+
+#[derive(clap::Args, Clone)]
+pub struct BenchArgs {
+    /// What to measure: `append` (more arrive with the other components).
+    #[arg(default_value = "append")]
+    pub what: String,
+    /// Seconds each measured run lasts.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Runs per figure; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Concurrency levels.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub concurrency: Vec<usize>,
+}
+
+impl BenchArgs {
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            self.what.clone(),
+            format!("--seconds={}", self.seconds),
+            format!("--runs={}", self.runs),
+            format!(
+                "--concurrency={}",
+                self.concurrency
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ]
+    }
+}
+
+pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+    match args.what.as_str() {
+        "append" | "all" => append(db, args).await,
+        other => anyhow::bail!("unknown benchmark {other:?}; known: append, all"),
+    }
+}
+
+/// One run's figures.
+struct Sample {
+    per_s: f64,
+    latencies_us: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct AppendRow {
+    concurrency: usize,
+    raw_per_s: f64,
+    store_per_s: f64,
+    ratio: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    raw_p50_ms: f64,
+    raw_p99_ms: f64,
+}
+
+#[derive(Serialize)]
+struct AppendReport {
+    benchmark: &'static str,
+    seconds: f64,
+    runs: usize,
+    cores: usize,
+    results: Vec<AppendRow>,
+}
+
+/// A database of its own for the benchmark, dropped at the end.
+struct BenchDatabase {
+    server: MySqlConnectOptions,
+    options: MySqlConnectOptions,
+    name: String,
+}
+
+impl BenchDatabase {
+    async fn create(db: &DbArgs) -> anyhow::Result<Self> {
+        let owner = MySqlConnectOptions::from_str(&db.database_url)?;
+        let server = owner.clone().database("");
+        let name = format!("example_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = server.connect().await.context("connecting as the owner")?;
+        conn.execute(format!("CREATE DATABASE `{name}`").as_str())
+            .await?;
+        let _ = conn.close().await;
+        let options = server.clone().database(&name);
+        let pool = MySqlPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        event_store::migrator().run(&pool).await?;
+        pool.execute(
+            "CREATE TABLE raw_bench (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, \
+             stream_id VARCHAR(200) NOT NULL, data LONGTEXT NOT NULL) ENGINE = InnoDB",
+        )
+        .await?;
+        pool.close().await;
+        Ok(Self {
+            server,
+            options,
+            name,
+        })
+    }
+
+    async fn drop_it(self) -> anyhow::Result<()> {
+        let mut conn = self.server.connect().await?;
+        conn.execute(format!("DROP DATABASE IF EXISTS `{}`", self.name).as_str())
+            .await?;
+        Ok(())
+    }
+}
+
+fn payload(task: usize, i: u64) -> serde_json::Value {
+    serde_json::json!({
+        "transaction_id": uuid::Uuid::now_v7(),
+        "user_id": format!("user-{task}"),
+        "amount": 1_000 + i,
+        "currency": "EUR",
+    })
+}
+
+async fn raw_run(options: &MySqlConnectOptions, n: usize, seconds: f64) -> anyhow::Result<Sample> {
+    let pool = MySqlPoolOptions::new()
+        .max_connections(n as u32)
+        .min_connections(n as u32)
+        .connect_with(options.clone())
+        .await?;
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(pool.acquire().await?);
+    }
+    let window = Window::new(seconds);
+    let mut tasks = Vec::with_capacity(n);
+    for (task, mut conn) in conns.into_iter().enumerate() {
+        let window = window.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = format!("raw-{task}");
+            let mut lat = Vec::new();
+            let mut i = 0u64;
+            while let Some(measured) = window.next() {
+                let data = payload(task, i).to_string();
+                let t = Instant::now();
+                sqlx::query("INSERT INTO raw_bench (stream_id, data) VALUES (?, ?)")
+                    .bind(&stream)
+                    .bind(data)
+                    .execute(&mut *conn)
+                    .await?;
+                if measured && window.still_open() {
+                    lat.push(t.elapsed().as_micros() as u64);
+                }
+                i += 1;
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let sample = window.collect(tasks).await?;
+    pool.close().await;
+    Ok(sample)
+}
+
+async fn store_run(
+    options: &MySqlConnectOptions,
+    n: usize,
+    seconds: f64,
+    run: usize,
+) -> anyhow::Result<Sample> {
+    let store = EventStore::connect_with(
+        options.clone(),
+        StoreOptions {
+            read_pool_size: 2,
+            ..StoreOptions::default()
+        },
+    )
+    .await?;
+    let event_type = EventType::parse("transaction.deposited")?;
+    let window = Window::new(seconds);
+    let mut tasks = Vec::with_capacity(n);
+    for task in 0..n {
+        let window = window.clone();
+        let store = store.clone();
+        let event_type = event_type.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = StreamId::parse(format!("bench-{run}-{n}-{task}"))?;
+            let mut lat = Vec::new();
+            let mut version = 0u64;
+            while let Some(measured) = window.next() {
+                let event = NewEvent::new(event_type.clone(), 1, payload(task, version));
+                let t = Instant::now();
+                store
+                    .append(AppendRequest::single(
+                        stream.clone(),
+                        ExpectedVersion::Exact(version),
+                        vec![event],
+                    ))
+                    .await?;
+                if measured && window.still_open() {
+                    lat.push(t.elapsed().as_micros() as u64);
+                }
+                version += 1;
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    window.collect(tasks).await
+}
+
+/// A warm-up followed by a measured window; operations that finish inside the window
+/// count.
+#[derive(Clone)]
+struct Window {
+    start: Instant,
+    warm: Duration,
+    end: Duration,
+    seconds: f64,
+}
+
+impl Window {
+    fn new(seconds: f64) -> Arc<Self> {
+        let warm = Duration::from_millis(500);
+        Arc::new(Self {
+            start: Instant::now(),
+            warm,
+            end: warm + Duration::from_secs_f64(seconds),
+            seconds,
+        })
+    }
+
+    /// `None` when the window has closed; otherwise whether the next operation counts.
+    fn next(&self) -> Option<bool> {
+        let now = self.start.elapsed();
+        (now < self.end).then_some(now >= self.warm)
+    }
+
+    fn still_open(&self) -> bool {
+        self.start.elapsed() < self.end
+    }
+
+    async fn collect(
+        self: Arc<Self>,
+        tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<u64>>>>,
+    ) -> anyhow::Result<Sample> {
+        let mut latencies_us = Vec::new();
+        for t in tasks {
+            latencies_us.extend(t.await??);
+        }
+        latencies_us.sort_unstable();
+        Ok(Sample {
+            per_s: latencies_us.len() as f64 / self.seconds,
+            latencies_us,
+        })
+    }
+}
+
+fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_us.len() as f64 - 1.0) * p).round() as usize;
+    sorted_us[i.min(sorted_us.len() - 1)] as f64 / 1000.0
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    if xs.is_empty() {
+        0.0
+    } else {
+        xs[xs.len() / 2]
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+async fn append(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+    let bench_db = BenchDatabase::create(db).await?;
+    let result = append_in(&bench_db.options, args).await;
+    bench_db.drop_it().await?;
+    let report = result?;
+
+    println!();
+    println!(
+        "append: {} runs × {} s each, median; raw = one-row INSERT+COMMIT per transaction",
+        args.runs, args.seconds
+    );
+    println!(
+        "{:>11} {:>12} {:>12} {:>7} {:>9} {:>9} {:>10} {:>10}",
+        "concurrency", "raw/s", "store/s", "ratio", "p50 ms", "p99 ms", "raw p50", "raw p99"
+    );
+    for r in &report.results {
+        println!(
+            "{:>11} {:>12.0} {:>12.0} {:>6.2}× {:>9.2} {:>9.2} {:>10.2} {:>10.2}",
+            r.concurrency,
+            r.raw_per_s,
+            r.store_per_s,
+            r.ratio,
+            r.p50_ms,
+            r.p99_ms,
+            r.raw_p50_ms,
+            r.raw_p99_ms
+        );
+    }
+    let path = write_report("append.json", &report)?;
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+async fn append_in(
+    options: &MySqlConnectOptions,
+    args: &BenchArgs,
+) -> anyhow::Result<AppendReport> {
+    let mut results = Vec::new();
+    for &n in &args.concurrency {
+        let mut raw = Vec::new();
+        let mut store = Vec::new();
+        let mut raw_lat = Vec::new();
+        let mut store_lat = Vec::new();
+        for run in 0..args.runs {
+            let r = raw_run(options, n, args.seconds).await?;
+            let s = store_run(options, n, args.seconds, run).await?;
+            eprintln!(
+                "  concurrency {n:>3}, run {}: raw {:>8.0}/s, store {:>8.0}/s",
+                run + 1,
+                r.per_s,
+                s.per_s
+            );
+            raw.push(r.per_s);
+            store.push(s.per_s);
+            raw_lat.extend(r.latencies_us);
+            store_lat.extend(s.latencies_us);
+        }
+        raw_lat.sort_unstable();
+        store_lat.sort_unstable();
+        let raw_per_s = median(raw);
+        let store_per_s = median(store);
+        results.push(AppendRow {
+            concurrency: n,
+            raw_per_s: raw_per_s.round(),
+            store_per_s: store_per_s.round(),
+            ratio: round2(store_per_s / raw_per_s.max(1.0)),
+            p50_ms: round2(percentile_ms(&store_lat, 0.50)),
+            p99_ms: round2(percentile_ms(&store_lat, 0.99)),
+            raw_p50_ms: round2(percentile_ms(&raw_lat, 0.50)),
+            raw_p99_ms: round2(percentile_ms(&raw_lat, 0.99)),
+        });
+    }
+    Ok(AppendReport {
+        benchmark: "append",
+        seconds: args.seconds,
+        runs: args.runs,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        results,
+    })
+}
+
+fn write_report(file: &str, report: &impl Serialize) -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| p.join("target").join("bench"))
+        .context("locating target/")?;
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(file);
+    std::fs::write(&path, serde_json::to_vec_pretty(report)?)?;
+    Ok(path)
+}
