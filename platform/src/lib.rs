@@ -1,4 +1,103 @@
 //! Cross-cutting service code: the `Principal` extractor (JWT via JWKS), the
 //! problem+json error body, telemetry, configuration helpers and health endpoints.
 //!
-//! Holds no domain types, no SQL and no broker code.
+//! Holds no domain types, no SQL and no broker code, and nothing only one service needs.
+//! Libraries take values: nothing here reads the environment or keeps settings in a static.
+//!
+//! Where things live (modules are private; their types are re-exported here):
+//!
+//! | module | what |
+//! |---|---|
+//! | `problem` | [`Problem`], [`FieldProblem`]: RFC 9457 bodies and the generic codes of API.md |
+//! | `json` | [`Json`]: body extractor (415 / 413 over 64 KiB / 400 `malformed_body`) and JSON response |
+//! | `auth` | [`Authenticator`], [`TokenPolicy`], [`JwksSource`]: JWT validation against a JWKS, algorithm pinned |
+//! | `principal` | [`Principal`], [`Role`]: the caller, its role predicates, the extractor (401 on failure) |
+//! | `dev_keys` | [`DevKeys`]: the dev Ed25519 key in `.dev/`, its JWKS, token minting for tests and xtask |
+//! | `telemetry` | [`init`]: JSON log lines with `service` and the span's `correlation_id` / `trace_id` |
+//! | `correlation` | [`CorrelationId`] extractor and the [`correlate`] middleware (span, echo header) |
+//! | `metrics` | [`Metrics`]: registry, `http_request_duration_seconds`, `GET /metrics` |
+//! | `health` | [`Readiness`]: `GET /health/live`, `GET /health/ready` with async checks |
+//! | `server` | [`serve`], [`shutdown_signal`], [`observe`] (the standard middleware) and fallbacks |
+//! | `config` | [`AuthArgs`], [`TelemetryArgs`]: clap groups services flatten into their `Config` |
+//!
+//! A service wires it like this (its state implements `FromRef` for [`Authenticator`];
+//! a real handler maps errors through the service's own `ApiError`):
+//!
+//! ```no_run
+//! use axum::{extract::FromRef, routing::post, Router};
+//! use platform::{Authenticator, Json, Metrics, Principal, Problem, Readiness};
+//!
+//! #[derive(Clone)]
+//! struct AppState {
+//!     authenticator: Authenticator,
+//! }
+//!
+//! impl FromRef<AppState> for Authenticator {
+//!     fn from_ref(state: &AppState) -> Self {
+//!         state.authenticator.clone()
+//!     }
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Deposit {
+//!     user_id: uuid::Uuid,
+//!     amount: i64,
+//! }
+//!
+//! async fn deposit(principal: Principal, Json(body): Json<Deposit>) -> Result<Json<i64>, Problem> {
+//!     if !principal.may_act_for(body.user_id) {
+//!         return Err(Problem::forbidden());
+//!     }
+//!     Ok(Json(body.amount))
+//! }
+//!
+//! async fn run(listener: tokio::net::TcpListener, auth: platform::AuthArgs) -> anyhow::Result<()> {
+//!     let metrics = Metrics::new();
+//!     let readiness =
+//!         Readiness::new().with_check("mariadb", || async { Ok::<(), std::io::Error>(()) });
+//!     let app = Router::new()
+//!         .route("/api/v1/transactions", post(deposit))
+//!         .with_state(AppState { authenticator: auth.authenticator()? })
+//!         .merge(readiness.router())
+//!         .merge(metrics.router())
+//!         .fallback(platform::not_found)
+//!         .method_not_allowed_fallback(platform::method_not_allowed);
+//!     let app = platform::observe(app, &metrics);
+//!     platform::serve(listener, app, platform::shutdown_signal()).await?;
+//!     Ok(())
+//! }
+//! ```
+
+mod auth;
+mod config;
+mod correlation;
+mod dev_keys;
+mod health;
+mod json;
+mod metrics;
+mod principal;
+mod problem;
+mod server;
+mod telemetry;
+
+pub use auth::{
+    AuthSetupError, Authenticator, JwksSource, SigningAlgorithm, TokenError, TokenPolicy,
+    UnsupportedAlgorithm,
+};
+pub use config::{AuthArgs, TelemetryArgs};
+pub use correlation::{correlate, CorrelationId, CORRELATION_ID_HEADER};
+pub use dev_keys::{
+    DevKeyError, DevKeys, DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_FILE, DEV_SIGNING_KEY_FILE,
+};
+pub use health::{BoxError, Readiness, ReadinessReport};
+pub use json::{parse as parse_json, Json, MAX_BODY_BYTES};
+pub use metrics::{track_http, Metrics, OPENMETRICS_CONTENT_TYPE};
+pub use principal::{Principal, Role, UnknownRole};
+pub use problem::{FieldProblem, Problem, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
+pub use server::{method_not_allowed, not_found, observe, serve, shutdown_signal, ServeError};
+pub use telemetry::{init, LogFormat, TelemetryError, UnknownLogFormat, DEFAULT_LOG_FILTER};
+
+/// The metrics library services register their own metrics with; re-exported so every
+/// crate uses the version the registry was built with.
+pub use prometheus_client;
