@@ -257,6 +257,7 @@ impl Batcher {
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Pending>) {
         let mut carry: Option<Pending> = None;
+        let mut concurrent = false;
         loop {
             let first = match carry.take() {
                 Some(p) => p,
@@ -268,8 +269,11 @@ impl Batcher {
             let mut events = first.append.events;
             let mut bytes = first.append.bytes;
             let mut batch = vec![first];
-            // One yield lets appenders that are about to send join this batch.
-            tokio::task::yield_now().await;
+            // One yield lets appenders that are about to send join this batch; a lone
+            // appender (the last batch held one append) does not wait for company.
+            if concurrent {
+                tokio::task::yield_now().await;
+            }
             while let Ok(p) = rx.try_recv() {
                 if events + p.append.events > self.limits.max_events
                     || bytes + p.append.bytes > self.limits.max_bytes
@@ -281,6 +285,7 @@ impl Batcher {
                 bytes += p.append.bytes;
                 batch.push(p);
             }
+            concurrent = batch.len() > 1 || carry.is_some();
             self.commit_batch(batch).await;
         }
         if let Some(mut conn) = self.conn.take() {
@@ -335,11 +340,13 @@ impl Batcher {
     async fn connection(&mut self) -> Result<&mut MySqlConnection, sqlx::Error> {
         if self.conn.is_none() {
             let mut conn = self.connect.connect().await?;
-            // autocommit off: the first statement of a batch opens its transaction, with
-            // no BEGIN round trip. READ COMMITTED: no gap locks, reads see the newest head.
+            // autocommit on: a batch that is one statement (the usual case: one multi-row
+            // INSERT) commits by itself, with no COMMIT to send; longer batches are wrapped
+            // in BEGIN … COMMIT within the same round trip. READ COMMITTED: no gap locks,
+            // and reads see the newest head.
             sqlx::Executor::execute(
                 &mut conn,
-                "SET SESSION autocommit = 0; \
+                "SET SESSION autocommit = 1; \
                  SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
             )
             .await?;
@@ -368,10 +375,14 @@ impl Batcher {
         let mut rollback_to: Option<usize> = None;
         // After a grouped INSERT failed: one statement per append, to learn which.
         let mut split = false;
+        // Whether a transaction is open on the connection (statements of earlier rounds
+        // that succeeded, or a locking read of the head, wait in it).
+        let mut open_tx = false;
 
         let mut head = if self.locking_batches > 0 || self.head.is_none() {
             self.locking_batches = self.locking_batches.saturating_sub(1);
             let conn = self.connection().await.map_err(transient)?;
+            open_tx = true;
             read_head(conn, true).await.map_err(transient)?
         } else {
             self.connection().await.map_err(transient)?;
@@ -414,19 +425,17 @@ impl Batcher {
                 }
             }
 
-            // Plan the round.
-            let mut sql = String::new();
+            // Plan the round: statements, each with its role.
+            let mut stmts: Vec<Stmt<'_>> = Vec::new();
             let mut roles: Vec<Role> = Vec::new();
             if let Some(i) = rollback_to.take() {
-                sql.push_str("ROLLBACK TO SAVEPOINT u");
-                literal::uint(&mut sql, i as u64);
-                sql.push(';');
+                stmts.push(Stmt::Text(format!("ROLLBACK TO SAVEPOINT u{i}")));
                 roles.push(Role::Control);
             }
             let mut tentative = in_tx.clone();
             let mut cursor = head.clone();
             let mut round: Vec<RoundItem> = Vec::with_capacity(todo.len());
-            let mut group: Option<usize> = None;
+            let mut group: Option<(usize, Vec<EventRow<'_>>)> = None;
             for &i in &todo {
                 let a = appends[i];
                 let versions = match plan_versions(a, &tentative, &read_versions) {
@@ -440,33 +449,28 @@ impl Batcher {
                 let has_savepoint = !a.claims.is_empty();
                 if !has_savepoint && !split {
                     // Claim-free appends share one multi-row INSERT.
-                    if group.is_none() {
-                        group = Some(round.len());
-                        sql.push_str(INSERT_EVENTS);
-                    } else {
-                        sql.push(',');
-                    }
-                    render_rows(&mut sql, a, &versions, &mut cursor, recorded_at);
+                    let (_, rows) = group.get_or_insert_with(|| (round.len(), Vec::new()));
+                    plan_rows(rows, a, &versions, &mut cursor, recorded_at);
                 } else {
-                    if let Some(from) = group.take() {
-                        sql.push(';');
+                    if let Some((from, rows)) = group.take() {
+                        stmts.push(Stmt::Rows(rows));
                         roles.push(Role::Group {
                             from,
                             to: round.len(),
                         });
                     }
                     if has_savepoint {
-                        sql.push_str("SAVEPOINT u");
-                        literal::uint(&mut sql, i as u64);
-                        sql.push(';');
+                        stmts.push(Stmt::Text(format!("SAVEPOINT u{i}")));
                         roles.push(Role::Savepoint);
                     }
-                    sql.push_str(INSERT_EVENTS);
-                    render_rows(&mut sql, a, &versions, &mut cursor, recorded_at);
-                    sql.push(';');
+                    let mut rows = Vec::new();
+                    plan_rows(&mut rows, a, &versions, &mut cursor, recorded_at);
+                    stmts.push(Stmt::Rows(rows));
                     roles.push(Role::Events(i));
                     for (j, c) in a.claims.iter().enumerate() {
-                        render_claim(&mut sql, c, cursor.position, recorded_at);
+                        let mut text = String::new();
+                        render_claim(&mut text, c, cursor.position, recorded_at);
+                        stmts.push(Stmt::Text(text));
                         roles.push(match c {
                             PreparedClaim::Claim { .. } => Role::Claim(i, j),
                             PreparedClaim::Release { .. } => Role::Release(i),
@@ -484,17 +488,43 @@ impl Batcher {
                     has_savepoint,
                 }));
             }
-            if let Some(from) = group.take() {
-                sql.push(';');
+            if let Some((from, rows)) = group.take() {
+                stmts.push(Stmt::Rows(rows));
                 roles.push(Role::Group {
                     from,
                     to: round.len(),
                 });
             }
-            sql.push_str("COMMIT");
-            roles.push(Role::Commit);
 
-            let (ok, error) = exec_multi(conn, &sql).await;
+            // One INSERT outside a transaction (the usual batch) commits by itself
+            // (autocommit) and goes as a prepared statement: no SQL text to parse.
+            // Anything more is one transaction, sent with its BEGIN and COMMIT as one
+            // multi-statement round trip.
+            let single = !open_tx && stmts.len() == 1;
+            let (ok, error) = match stmts.as_slice() {
+                [] if !open_tx => (0, None),
+                [Stmt::Rows(rows)] if single => exec_prepared(conn, rows).await,
+                _ => {
+                    let mut sql = String::new();
+                    if !open_tx {
+                        sql.push_str("BEGIN;");
+                        roles.insert(0, Role::Control);
+                    }
+                    for stmt in &stmts {
+                        match stmt {
+                            Stmt::Text(t) => sql.push_str(t),
+                            Stmt::Rows(rows) => render_rows(&mut sql, rows),
+                        }
+                        sql.push(';');
+                    }
+                    sql.push_str("COMMIT");
+                    roles.push(Role::Commit);
+                    exec_multi(conn, &sql).await
+                }
+            };
+            if error.is_some() && !single {
+                open_tx = true;
+            }
             let committed = match &error {
                 None => true,
                 // The reply was lost, not necessarily the work: the round committed
@@ -608,7 +638,8 @@ impl Batcher {
                 // is ahead of the log after a lost commit): read it again, with a lock.
                 self.locking_batches = LOCKING_BATCHES_AFTER_CONTENTION;
                 let conn = self.connection().await.map_err(transient)?;
-                head = read_head(conn, true).await.map_err(transient)?;
+                head = read_head(conn, !open_tx).await.map_err(transient)?;
+                open_tx = true;
                 if let Some(p) = &failed_item {
                     if p.has_savepoint {
                         rollback_to = Some(p.index);
@@ -807,15 +838,31 @@ const INSERT_EVENTS: &str = "INSERT INTO events (position, prev_position, event_
     stream_version, prev_stream_version, event_type, schema_version, data, metadata, \
     recorded_at, prev_hash, hash) VALUES ";
 
-fn render_rows(
-    sql: &mut String,
-    a: &Prepared,
+/// One event row, planned: position, version and hashes fixed.
+struct EventRow<'a> {
+    position: u64,
+    event: &'a PreparedEvent,
+    stream_id: &'a str,
+    version: u64,
+    recorded_at: OffsetDateTime,
+    prev_hash: Hash,
+    hash: Hash,
+}
+
+/// What one statement of a round is.
+enum Stmt<'a> {
+    Text(String),
+    Rows(Vec<EventRow<'a>>),
+}
+
+fn plan_rows<'a>(
+    rows: &mut Vec<EventRow<'a>>,
+    a: &'a Prepared,
     versions: &[u64],
     cursor: &mut Head,
     recorded_at: OffsetDateTime,
 ) {
     let at = micros(recorded_at);
-    let mut first = true;
     for (s, last_version) in a.streams.iter().zip(versions) {
         let start = last_version - s.events.len() as u64;
         for (k, e) in s.events.iter().enumerate() {
@@ -833,51 +880,99 @@ fn render_rows(
                 recorded_at_micros: at,
             }
             .hash(&cursor.hash);
-            if !first {
-                sql.push(',');
-            }
-            first = false;
-            sql.push('(');
-            literal::uint(sql, position);
-            sql.push(',');
-            if position == 1 {
-                sql.push_str("NULL");
-            } else {
-                literal::uint(sql, position - 1);
-            }
-            sql.push(',');
-            literal::bytes(sql, e.event_id.as_bytes());
-            sql.push(',');
-            literal::text(sql, s.stream_id.as_str());
-            sql.push(',');
-            literal::uint(sql, version);
-            sql.push(',');
-            if version == 1 {
-                sql.push_str("NULL");
-            } else {
-                literal::uint(sql, version - 1);
-            }
-            sql.push(',');
-            literal::text(sql, e.event_type.as_str());
-            sql.push(',');
-            literal::uint(sql, u64::from(e.schema_version));
-            sql.push(',');
-            literal::text(sql, &e.data);
-            sql.push(',');
-            literal::text(sql, &e.metadata);
-            sql.push(',');
-            literal::datetime(sql, recorded_at);
-            sql.push(',');
-            literal::bytes(sql, &cursor.hash);
-            sql.push(',');
-            literal::bytes(sql, &hash);
-            sql.push(')');
+            rows.push(EventRow {
+                position,
+                event: e,
+                stream_id: s.stream_id.as_str(),
+                version,
+                recorded_at,
+                prev_hash: cursor.hash,
+                hash,
+            });
             *cursor = Head {
                 position,
                 hash,
                 recorded_at,
             };
         }
+    }
+}
+
+/// `INSERT … VALUES …` for the rows, as SQL text (for a multi-statement round trip).
+fn render_rows(sql: &mut String, rows: &[EventRow<'_>]) {
+    sql.push_str(INSERT_EVENTS);
+    for (n, r) in rows.iter().enumerate() {
+        if n > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        literal::uint(sql, r.position);
+        sql.push(',');
+        match r.position {
+            1 => sql.push_str("NULL"),
+            p => literal::uint(sql, p - 1),
+        }
+        sql.push(',');
+        literal::bytes(sql, r.event.event_id.as_bytes());
+        sql.push(',');
+        literal::text(sql, r.stream_id);
+        sql.push(',');
+        literal::uint(sql, r.version);
+        sql.push(',');
+        match r.version {
+            1 => sql.push_str("NULL"),
+            v => literal::uint(sql, v - 1),
+        }
+        sql.push(',');
+        literal::text(sql, r.event.event_type.as_str());
+        sql.push(',');
+        literal::uint(sql, u64::from(r.event.schema_version));
+        sql.push(',');
+        literal::text(sql, &r.event.data);
+        sql.push(',');
+        literal::text(sql, &r.event.metadata);
+        sql.push(',');
+        literal::datetime(sql, r.recorded_at);
+        sql.push(',');
+        literal::bytes(sql, &r.prev_hash);
+        sql.push(',');
+        literal::bytes(sql, &r.hash);
+        sql.push(')');
+    }
+}
+
+/// The rows as one prepared multi-row INSERT (binary protocol, autocommit). Returns
+/// like [`exec_multi`]: one statement, succeeded or not.
+async fn exec_prepared(
+    conn: &mut MySqlConnection,
+    rows: &[EventRow<'_>],
+) -> (usize, Option<sqlx::Error>) {
+    let mut sql = String::from(INSERT_EVENTS);
+    for n in 0..rows.len() {
+        sql.push_str(if n == 0 { "" } else { "," });
+        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    }
+    let mut query = sqlx::query(&sql);
+    for r in rows {
+        let utc = r.recorded_at.to_offset(time::UtcOffset::UTC);
+        query = query
+            .bind(r.position)
+            .bind((r.position > 1).then(|| r.position - 1))
+            .bind(r.event.event_id.as_bytes().as_slice())
+            .bind(r.stream_id)
+            .bind(r.version)
+            .bind((r.version > 1).then(|| r.version - 1))
+            .bind(r.event.event_type.as_str())
+            .bind(r.event.schema_version)
+            .bind(r.event.data.as_str())
+            .bind(r.event.metadata.as_str())
+            .bind(time::PrimitiveDateTime::new(utc.date(), utc.time()))
+            .bind(r.prev_hash.as_slice())
+            .bind(r.hash.as_slice());
+    }
+    match query.execute(&mut *conn).await {
+        Ok(_) => (1, None),
+        Err(e) => (0, Some(e)),
     }
 }
 
@@ -900,14 +995,13 @@ fn render_claim(sql: &mut String, c: &PreparedClaim, position: u64, at: OffsetDa
             literal::uint(sql, position);
             sql.push(',');
             literal::datetime(sql, at);
-            sql.push_str(");");
+            sql.push(')');
         }
         PreparedClaim::Release { scope, key } => {
             sql.push_str("DELETE FROM claims WHERE scope = ");
             literal::text(sql, scope);
             sql.push_str(" AND claim_key = ");
             literal::bytes(sql, key);
-            sql.push(';');
         }
     }
 }
@@ -927,13 +1021,17 @@ async fn exec_multi(conn: &mut MySqlConnection, sql: &str) -> (usize, Option<sql
     (ok, None)
 }
 
-async fn read_head(conn: &mut MySqlConnection, locking: bool) -> Result<Head, sqlx::Error> {
-    let sql = if locking {
-        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1 FOR UPDATE"
-    } else {
-        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
-    };
-    let row = sqlx::query(sql).fetch_optional(&mut *conn).await?;
+/// Reads the head with a lock that holds appenders of other processes back until this
+/// transaction ends. Opens the transaction when `begin` is set.
+async fn read_head(conn: &mut MySqlConnection, begin: bool) -> Result<Head, sqlx::Error> {
+    if begin {
+        sqlx::Executor::execute(&mut *conn, "BEGIN").await?;
+    }
+    let row = sqlx::query(
+        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1 FOR UPDATE",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     let Some(row) = row else {
         return Ok(Head::genesis());
     };

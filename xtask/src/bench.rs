@@ -59,6 +59,7 @@ impl BenchArgs {
 pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     match args.what.as_str() {
         "append" | "all" => append(db, args).await,
+        "append-probe" => append_probe(db, args).await,
         other => anyhow::bail!("unknown benchmark {other:?}; known: append, all"),
     }
 }
@@ -88,6 +89,9 @@ struct AppendReport {
     runs: usize,
     cores: usize,
     results: Vec<AppendRow>,
+    /// Rows/s of multi-row INSERTs of 100 rows, one transaction each, one connection:
+    /// the most any design with one transaction in flight could reach.
+    batched_insert_100_rows_per_s: f64,
 }
 
 /// A database of its own for the benchmark, dropped at the end.
@@ -179,6 +183,39 @@ async fn raw_run(options: &MySqlConnectOptions, n: usize, seconds: f64) -> anyho
     let sample = window.collect(tasks).await?;
     pool.close().await;
     Ok(sample)
+}
+
+async fn batched_run(
+    options: &MySqlConnectOptions,
+    rows: usize,
+    seconds: f64,
+) -> anyhow::Result<f64> {
+    let mut conn = options.connect().await?;
+    let mut sql = String::from("INSERT INTO raw_bench (stream_id, data) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?, ?)");
+    }
+    let window = Window::new(seconds);
+    let mut inserted = 0usize;
+    let mut i = 0u64;
+    while let Some(measured) = window.next() {
+        let mut q = sqlx::query(&sql);
+        for r in 0..rows {
+            q = q
+                .bind(format!("batched-{r}"))
+                .bind(payload(r, i).to_string());
+        }
+        q.execute(&mut conn).await?;
+        if measured && window.still_open() {
+            inserted += rows;
+        }
+        i += 1;
+    }
+    let _ = conn.close().await;
+    Ok(inserted as f64 / seconds)
 }
 
 async fn store_run(
@@ -323,6 +360,10 @@ async fn append(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
             r.raw_p99_ms
         );
     }
+    println!(
+        "batched ceiling: multi-row INSERT of 100 rows per transaction, one connection: {:.0} rows/s",
+        report.batched_insert_100_rows_per_s
+    );
     let path = write_report("append.json", &report)?;
     println!("written to {}", path.display());
     Ok(())
@@ -367,7 +408,12 @@ async fn append_in(
             raw_p99_ms: round2(percentile_ms(&raw_lat, 0.99)),
         });
     }
+    let mut batched = Vec::new();
+    for _ in 0..args.runs {
+        batched.push(batched_run(options, 100, args.seconds).await?);
+    }
     Ok(AppendReport {
+        batched_insert_100_rows_per_s: median(batched).round(),
         benchmark: "append",
         seconds: args.seconds,
         runs: args.runs,
@@ -385,4 +431,153 @@ fn write_report(file: &str, report: &impl Serialize) -> anyhow::Result<PathBuf> 
     let path = dir.join(file);
     std::fs::write(&path, serde_json::to_vec_pretty(report)?)?;
     Ok(path)
+}
+
+/// Where one appender's time goes: the same single-row commit measured step by step,
+/// from the raw insert to the store's full path.
+async fn append_probe(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+    let bench_db = BenchDatabase::create(db).await?;
+    let result = probe_in(&bench_db.options, args).await;
+    bench_db.drop_it().await?;
+    result
+}
+
+async fn probe_in(options: &MySqlConnectOptions, args: &BenchArgs) -> anyhow::Result<()> {
+    let mut conn = options.connect().await?;
+    let n = (args.seconds * 2000.0) as u64;
+    let time = |label: &str, started: Instant, n: u64| {
+        let us = started.elapsed().as_micros() as f64 / n as f64;
+        println!("{label:<58} {us:>8.1} µs/op");
+    };
+    let data = payload(0, 0).to_string();
+
+    let t = Instant::now();
+    for _ in 0..n {
+        sqlx::query("INSERT INTO raw_bench (stream_id, data) VALUES (?, ?)")
+            .bind("raw")
+            .bind(&data)
+            .execute(&mut conn)
+            .await?;
+    }
+    time("raw row, prepared, autocommit", t, n);
+
+    let t = Instant::now();
+    for _ in 0..n {
+        let sql = format!(
+            "INSERT INTO raw_bench (stream_id, data) VALUES ('raw', _utf8mb4 X'{}')",
+            hex_of(data.as_bytes())
+        );
+        conn.execute(sql.as_str()).await?;
+    }
+    time("raw row, text protocol (hex literal), autocommit", t, n);
+
+    conn.execute("SET SESSION autocommit = 0").await?;
+    let t = Instant::now();
+    for _ in 0..n {
+        let sql = format!(
+            "INSERT INTO raw_bench (stream_id, data) VALUES ('raw', _utf8mb4 X'{}');COMMIT",
+            hex_of(data.as_bytes())
+        );
+        let mut s = sqlx::Executor::fetch_many(&mut conn, sql.as_str());
+        while let Some(r) = futures_util::StreamExt::next(&mut s).await {
+            r?;
+        }
+    }
+    time("raw row, INSERT;COMMIT in one round trip", t, n);
+
+    let t = Instant::now();
+    for p in 1..=n {
+        let prev = if p == 1 {
+            "NULL".to_string()
+        } else {
+            (p - 1).to_string()
+        };
+        let pv = if p == 1 {
+            "NULL".to_string()
+        } else {
+            (p - 1).to_string()
+        };
+        let sql = format!(
+            "INSERT INTO events (position, prev_position, event_id, stream_id, stream_version, \
+             prev_stream_version, event_type, schema_version, data, metadata, recorded_at, \
+             prev_hash, hash) VALUES ({p}, {prev}, X'{}', _utf8mb4 X'{}', {p}, {pv}, \
+             _utf8mb4 X'{}', 1, _utf8mb4 X'{}', _utf8mb4 X'7b7d', '2026-11-25 00:00:00.000000', \
+             X'{}', X'{}');COMMIT",
+            uuid::Uuid::now_v7().simple(),
+            hex_of(b"probe-sql"),
+            hex_of(b"transaction.deposited"),
+            hex_of(data.as_bytes()),
+            hex_of(&[0; 32]),
+            hex_of(&[1; 32]),
+        );
+        let mut s = sqlx::Executor::fetch_many(&mut conn, sql.as_str());
+        while let Some(r) = futures_util::StreamExt::next(&mut s).await {
+            r?;
+        }
+    }
+    time("events row (indexes, FKs, checks), INSERT;COMMIT", t, n);
+
+    conn.execute("SET SESSION autocommit = 1").await?;
+    let t = Instant::now();
+    for p in n + 1..=2 * n {
+        sqlx::query(
+            "INSERT INTO events (position, prev_position, event_id, stream_id, stream_version, \
+             prev_stream_version, event_type, schema_version, data, metadata, recorded_at, \
+             prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, '{}', '2026-11-25 00:00:00', ?, ?)",
+        )
+        .bind(p)
+        .bind(p - 1)
+        .bind(uuid::Uuid::now_v7().as_bytes().as_slice())
+        .bind("probe-sql")
+        .bind(p)
+        .bind(p - 1)
+        .bind("transaction.deposited")
+        .bind(&data)
+        .bind([0u8; 32].as_slice())
+        .bind([1u8; 32].as_slice())
+        .execute(&mut conn)
+        .await?;
+    }
+    time("events row, prepared, autocommit", t, n);
+    let t = Instant::now();
+    for p in 2 * n + 1..=3 * n {
+        let sql = format!(
+            "INSERT INTO events (position, prev_position, event_id, stream_id, stream_version, \
+             prev_stream_version, event_type, schema_version, data, metadata, recorded_at, \
+             prev_hash, hash) VALUES ({p}, {}, X'{}', _utf8mb4 X'{}', {p}, {}, \
+             _utf8mb4 X'{}', 1, _utf8mb4 X'{}', _utf8mb4 X'7b7d', '2026-11-25 00:00:00.000000', \
+             X'{}', X'{}')",
+            p - 1,
+            uuid::Uuid::now_v7().simple(),
+            hex_of(b"probe-sql"),
+            p - 1,
+            hex_of(b"transaction.deposited"),
+            hex_of(data.as_bytes()),
+            hex_of(&[0; 32]),
+            hex_of(&[1; 32]),
+        );
+        conn.execute(sql.as_str()).await?;
+    }
+    time("events row, text (hex), autocommit", t, n);
+    let _ = conn.close().await;
+
+    let store = EventStore::connect_with(options.clone(), StoreOptions::default()).await?;
+    let event_type = EventType::parse("transaction.deposited")?;
+    let stream = StreamId::parse("probe")?;
+    let t = Instant::now();
+    for v in 0..n {
+        store
+            .append(AppendRequest::single(
+                stream.clone(),
+                ExpectedVersion::Exact(v),
+                vec![NewEvent::new(event_type.clone(), 1, payload(0, v))],
+            ))
+            .await?;
+    }
+    time("event store append (batcher, hash, FKs, chain)", t, n);
+    Ok(())
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
