@@ -3,7 +3,12 @@ use sqlx::MySqlPool;
 
 use crate::error::StoreError;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../migrations/eventstore");
+// Several migration sets share a database (the event store's, the keyring's): each
+// ignores the versions of the others in sqlx's one `_sqlx_migrations` history.
+static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("../migrations/eventstore")
+};
 
 /// The `migrations/eventstore` set, embedded at build time. Run it as the database's
 /// owner; it never touches read tables.

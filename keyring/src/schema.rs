@@ -1,12 +1,15 @@
 use sqlx::migrate::Migrator;
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+// Several migration sets share a database (the event store's, the keyring's): each
+// ignores the versions of the others in sqlx's one `_sqlx_migrations` history.
+static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations")
+};
 
 /// The `keyring/migrations` set (the `data_keys` table), embedded at build time.
-///
-/// sqlx keeps one `_sqlx_migrations` history per database and a migrator refuses a
-/// history holding versions it does not know. Give `data_keys` its own database, or
-/// have every set that shares one ignore missing versions.
+/// It shares `_sqlx_migrations` with the other sets of the same database and ignores
+/// their versions.
 pub fn migrator() -> &'static Migrator {
     &MIGRATOR
 }

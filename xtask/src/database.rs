@@ -131,7 +131,8 @@ pub async fn prepare_test_account(db: &DbArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Creates the database, applies the event-store migrations and grants the writer.
+/// Creates the database, applies the event-store and keyring migrations and grants the
+/// writer.
 pub async fn prepare(db: &DbArgs) -> anyhow::Result<()> {
     prepare_test_account(db).await?;
     let owner = account(&db.database_url, "DATABASE_URL")?;
@@ -154,9 +155,24 @@ pub async fn prepare(db: &DbArgs) -> anyhow::Result<()> {
         .run(&pool)
         .await
         .context("applying migrations/eventstore")?;
+    keyring::migrator()
+        .run(&pool)
+        .await
+        .context("applying keyring/migrations")?;
     event_store::grant_writer(&pool, &owner.database, &writer.user, &writer.password)
         .await
         .context("granting the writer account")?;
+    // Shredding a user's data key overwrites it: the writer may UPDATE `data_keys`.
+    (&pool)
+        .execute(
+            format!(
+                "GRANT SELECT, INSERT, UPDATE ON `{}`.`data_keys` TO '{}'@'%'",
+                owner.database, writer.user
+            )
+            .as_str(),
+        )
+        .await
+        .context("granting the writer the keyring")?;
     pool.close().await;
     Ok(())
 }
