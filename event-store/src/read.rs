@@ -201,15 +201,13 @@ impl Tail {
                 }
                 continue;
             }
-            let mut expected = self.after + 1;
-            for e in &page {
+            for (expected, e) in (self.after + 1..).zip(&page) {
                 if e.position != expected {
                     return Err(StoreError::Corrupt {
                         position: expected,
                         what: "position sequence (a hole in the log)",
                     });
                 }
-                expected += 1;
             }
             self.buffer.extend(page);
         }

@@ -1,5 +1,7 @@
 //! The event log's guarantees, against the real MariaDB: one fresh database per test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
+
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! Property tests: random appends, conflicts and claims never break the log's guarantees.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 

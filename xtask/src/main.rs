@@ -11,6 +11,7 @@
 mod bench;
 mod database;
 mod services;
+mod stack;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,18 @@ enum Command {
         db: database::DbArgs,
         #[command(flatten)]
         bench: bench::BenchArgs,
+    },
+    /// Print a JWT that the dev stack accepts.
+    Token {
+        /// admin, user, service or auditor.
+        #[arg(long)]
+        role: platform::Role,
+        /// The token's subject; a new UUID when not given.
+        #[arg(long)]
+        sub: Option<uuid::Uuid>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
     },
     /// The benchmark itself, run by `bench` in a release build.
     #[command(hide = true)]
@@ -83,9 +96,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             services::ensure_rabbitmq().await?;
             database::prepare(&db).await?;
             println!("event log ready: {}", db.database_url_redacted());
-            println!(
-                "nothing else to run yet: the services arrive with the command and read sides"
-            );
+            let services = dev_services(&db);
+            if services.is_empty() {
+                println!("no services to run yet");
+            }
+            stack::run(services).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(db) => {
@@ -124,11 +139,30 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Token { role, sub, ttl } => {
+            let keys = platform::DevKeys::load_or_create(&stack::workspace_root().join(".dev"))
+                .context("loading the dev signing key in .dev/")?;
+            let token = keys.mint(
+                sub.unwrap_or_else(uuid::Uuid::now_v7),
+                &[role],
+                std::time::Duration::from_secs(ttl),
+                platform::DEV_ISSUER,
+                platform::DEV_AUDIENCE,
+            )?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchRun { db, bench } => {
             bench::run(&db, &bench).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The processes `cargo xtask dev` runs, with their settings.
+fn dev_services(db: &database::DbArgs) -> Vec<stack::Service> {
+    let _ = db;
+    Vec::new()
 }
 
 fn env_cargo() -> String {

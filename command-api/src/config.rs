@@ -1,0 +1,271 @@
+//! The one typed configuration of the service, parsed by `main` (clap, every field also
+//! from the environment), and the dev fallback for the two secrets.
+
+use std::fmt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::Context;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use keyring::{BlindIndex, MasterKeys};
+use ledger::CurrencySet;
+use platform::{AuthArgs, TelemetryArgs};
+
+/// Default address of the service (API.md).
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8081";
+/// The writer account: INSERT/SELECT on `events`, claims and `data_keys` (never the owner).
+pub const DEFAULT_DATABASE_URL: &str =
+    "mysql://example_writer:example_writer@127.0.0.1:3306/example";
+/// File names inside the dev directory.
+pub const DEV_MASTER_KEYS_FILE: &str = "master-keys";
+pub const DEV_BLIND_INDEX_KEY_FILE: &str = "blind-index-key";
+
+#[derive(Clone, clap::Parser)]
+#[command(name = "command-api", about = "The ledger's command API (API.md)")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "COMMAND_API_ADDR", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    /// The event store, as the writer account.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_default_value = true)]
+    pub database_url: Secret,
+    /// Master keys `1:<base64>,2:<base64>` (the highest version wraps new data keys).
+    #[arg(long, env = "MASTER_KEYS", hide_env_values = true)]
+    pub master_keys: Option<Secret>,
+    /// File holding the master keys in the same format (a mounted secret).
+    #[arg(long, env = "MASTER_KEYS_FILE", conflicts_with = "master_keys")]
+    pub master_keys_file: Option<PathBuf>,
+    /// Key of the e-mail blind index: 32 bytes of base64.
+    #[arg(long, env = "BLIND_INDEX_KEY", hide_env_values = true)]
+    pub blind_index_key: Option<Secret>,
+    /// File holding the blind-index key.
+    #[arg(long, env = "BLIND_INDEX_KEY_FILE", conflicts_with = "blind_index_key")]
+    pub blind_index_key_file: Option<PathBuf>,
+    /// Where dev secrets are loaded from, or made, when no key is configured.
+    #[arg(long, env = "DEV_DIR", default_value = ".dev")]
+    pub dev_dir: PathBuf,
+    /// ISO 4217 codes the ledger holds, comma-separated.
+    #[arg(
+        long,
+        env = "CURRENCIES",
+        default_value = "EUR,USD,GBP,CHF,JPY",
+        value_delimiter = ','
+    )]
+    pub currencies: Vec<String>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets print as `<redacted>` (see `Secret`).
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("database_url", &self.database_url)
+            .field("master_keys", &self.master_keys)
+            .field("master_keys_file", &self.master_keys_file)
+            .field("blind_index_key", &self.blind_index_key)
+            .field("blind_index_key_file", &self.blind_index_key_file)
+            .field("dev_dir", &self.dev_dir)
+            .field("currencies", &self.currencies)
+            .field("auth", &self.auth)
+            .field("telemetry", &self.telemetry)
+            .finish()
+    }
+}
+
+/// The keys the service needs besides the token keys.
+pub struct Secrets {
+    pub master_keys: MasterKeys,
+    pub blind_index: BlindIndex,
+}
+
+impl Config {
+    pub fn currency_set(&self) -> anyhow::Result<CurrencySet> {
+        CurrencySet::new(&self.currencies).context("CURRENCIES must be ISO 4217 codes")
+    }
+
+    /// The configured master keys and blind-index key; a key configured neither inline
+    /// nor as a file comes from the dev files in `dev_dir` (made on first use).
+    /// Production configures both.
+    pub fn secrets(&self) -> anyhow::Result<Secrets> {
+        let configured = |inline: bool, file: bool| inline || file;
+        let dev = if configured(self.master_keys.is_some(), self.master_keys_file.is_some())
+            && configured(
+                self.blind_index_key.is_some(),
+                self.blind_index_key_file.is_some(),
+            ) {
+            None
+        } else {
+            Some(dev_secrets(&self.dev_dir)?)
+        };
+        let (dev_master, dev_index) = match dev {
+            Some(dev) => (Some(dev.master_keys), Some(dev.blind_index)),
+            None => (None, None),
+        };
+        let master_keys = match (&self.master_keys, &self.master_keys_file, dev_master) {
+            (Some(spec), _, _) => MasterKeys::parse(spec.expose()).context("parsing MASTER_KEYS")?,
+            (None, Some(path), _) => {
+                MasterKeys::from_file(path).context("reading MASTER_KEYS_FILE")?
+            }
+            (None, None, Some(dev)) => dev,
+            (None, None, None) => anyhow::bail!("no master keys configured"),
+        };
+        let blind_index = match (&self.blind_index_key, &self.blind_index_key_file, dev_index) {
+            (Some(key), _, _) => {
+                BlindIndex::parse(key.expose()).context("parsing BLIND_INDEX_KEY")?
+            }
+            (None, Some(path), _) => {
+                BlindIndex::from_file(path).context("reading BLIND_INDEX_KEY_FILE")?
+            }
+            (None, None, Some(dev)) => dev,
+            (None, None, None) => anyhow::bail!("no blind-index key configured"),
+        };
+        Ok(Secrets {
+            master_keys,
+            blind_index,
+        })
+    }
+}
+
+/// The dev master key (version 1) and blind-index key, loaded from `dir/master-keys` and
+/// `dir/blind-index-key`, each made (mode 0600) if missing. Safe to race with another
+/// process doing the same: the first file written wins. Never logs key material.
+pub fn dev_secrets(dir: &Path) -> anyhow::Result<Secrets> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let master_path = dir.join(DEV_MASTER_KEYS_FILE);
+    let index_path = dir.join(DEV_BLIND_INDEX_KEY_FILE);
+    create_unless_present(&master_path, || Ok(format!("1:{}\n", random_key()?)))?;
+    create_unless_present(&index_path, || Ok(format!("{}\n", random_key()?)))?;
+    Ok(Secrets {
+        master_keys: MasterKeys::from_file(&master_path)
+            .with_context(|| format!("loading dev master keys from {}", master_path.display()))?,
+        blind_index: BlindIndex::from_file(&index_path).with_context(|| {
+            format!("loading dev blind-index key from {}", index_path.display())
+        })?,
+    })
+}
+
+/// 32 random bytes from the operating system, in standard base64.
+fn random_key() -> anyhow::Result<String> {
+    let mut key = [0u8; 32];
+    getrandom::getrandom(&mut key).context("reading the OS random source")?;
+    let encoded = STANDARD.encode(key);
+    key.fill(0);
+    Ok(encoded)
+}
+
+fn create_unless_present(
+    path: &Path,
+    contents: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(contents()?.as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "created a dev secret");
+            Ok(())
+        }
+        // Another process made it first; its key is the one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// A setting that must never be printed: `Debug` and `Display` show `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn defaults_follow_api_md() {
+        let config = Config::try_parse_from(["command-api"]).unwrap();
+        assert_eq!(config.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.currency_set().unwrap(), CurrencySet::default());
+        assert!(config.master_keys.is_none() && config.blind_index_key.is_none());
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = Config::try_parse_from([
+            "command-api",
+            "--master-keys",
+            "1:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXh4eHg=",
+            "--database-url",
+            "mysql://u:hunter2@h/db",
+        ])
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("c2VjcmV0"), "{shown}");
+    }
+
+    #[test]
+    fn dev_secrets_are_made_once_and_then_reused() {
+        let dir = std::env::temp_dir().join(format!("command-api-{}", uuid::Uuid::new_v4()));
+        let first = dev_secrets(&dir).unwrap();
+        let again = dev_secrets(&dir).unwrap();
+        assert_eq!(
+            first.blind_index.hash_email("a@b.co"),
+            again.blind_index.hash_email("a@b.co")
+        );
+        assert_eq!(first.master_keys.active_version(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(DEV_MASTER_KEYS_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
