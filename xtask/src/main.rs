@@ -174,6 +174,15 @@ fn run_rust_tests(db: &database::DbArgs, rest: &[String]) -> anyhow::Result<Exit
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
+    // nextest does not run doc tests: run them first, so that the runner's summary is
+    // the last thing printed.
+    let doc_ok = !nextest
+        || std::process::Command::new(env_cargo())
+            .args(["test", "--workspace", "--doc"])
+            .env("DATABASE_URL", &db.database_url)
+            .status()
+            .context("running the doc tests")?
+            .success();
     let mut cmd = std::process::Command::new(env_cargo());
     if nextest {
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
@@ -184,17 +193,6 @@ fn run_rust_tests(db: &database::DbArgs, rest: &[String]) -> anyhow::Result<Exit
     cmd.env("DATABASE_URL", &db.database_url);
     println!("running: {cmd:?}");
     let status = cmd.status().context("running the Rust tests")?;
-    // Doc tests are not run by nextest.
-    let doc_ok = if nextest {
-        std::process::Command::new(env_cargo())
-            .args(["test", "--workspace", "--doc"])
-            .env("DATABASE_URL", &db.database_url)
-            .status()
-            .context("running the doc tests")?
-            .success()
-    } else {
-        true
-    };
     Ok(if status.success() && doc_ok {
         ExitCode::SUCCESS
     } else {
