@@ -22,24 +22,31 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use sqlx::{ConnectOptions, Connection, Either, Row};
+use sqlx::{ConnectOptions, Connection};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-use crate::chain::{micros, Canonical, Hash, GENESIS_HASH};
+mod prepare;
+mod sql;
+
+pub(crate) use prepare::Prepared;
+use prepare::PreparedClaim;
+pub(crate) use sql::stream_versions;
+use sql::{
+    event_exists, exec_multi, exec_prepared, existing_event_id, plan_rows, read_head, render_claim,
+    render_rows, EventRow, Stmt,
+};
+
+use crate::chain::{Hash, GENESIS_HASH};
 use crate::error::{
     duplicate_key, foreign_key, mariadb_code, AppendError, ER_CHECKREAD, ER_DUP_ENTRY,
     ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, ER_NO_REFERENCED_ROW,
 };
-use crate::event::{AppendOutcome, AppendRequest, ClaimOp, EventType, WrittenStream};
-use crate::literal;
-use crate::stream::{check_name, ExpectedVersion, StreamId};
+use crate::event::{AppendOutcome, WrittenStream};
+use crate::stream::{ExpectedVersion, StreamId};
 
-/// Largest JSON text (data plus metadata) one append may carry.
-pub(crate) const MAX_APPEND_BYTES: usize = 1024 * 1024;
 /// How often a batch is retried after a deadlock, lock timeout or lost connection.
 const MAX_TRANSIENT_RETRIES: u32 = 8;
 /// How often an append to a stream at `ExpectedVersion::Any` is re-planned after another
@@ -49,125 +56,13 @@ const MAX_ANY_RETRIES: u8 = 5;
 /// appending; optimistic (no extra round trip) again afterwards.
 const LOCKING_BATCHES_AFTER_CONTENTION: u32 = 256;
 
-/// An append whose JSON was serialised and checked in the caller's task.
-pub(crate) struct Prepared {
-    streams: Vec<PreparedStream>,
-    claims: Vec<PreparedClaim>,
-    events: usize,
-    bytes: usize,
-}
-
-struct PreparedStream {
-    stream_id: StreamId,
-    expected: ExpectedVersion,
-    events: Vec<PreparedEvent>,
-}
-
-struct PreparedEvent {
-    event_id: Uuid,
-    event_type: EventType,
-    schema_version: u32,
-    data: String,
-    metadata: String,
-}
-
-enum PreparedClaim {
-    Claim {
-        scope: String,
-        key: Vec<u8>,
-        payload: String,
-    },
-    Release {
-        scope: String,
-        key: Vec<u8>,
-    },
-}
-
-impl Prepared {
-    pub(crate) fn new(req: AppendRequest) -> Result<Self, AppendError> {
-        let invalid = |m: String| Err(AppendError::Invalid(m));
-        if req.streams.is_empty() {
-            return invalid("an append needs at least one stream".into());
-        }
-        let mut bytes = 0;
-        let mut events = 0;
-        let mut streams = Vec::with_capacity(req.streams.len());
-        for (i, w) in req.streams.into_iter().enumerate() {
-            if w.events.is_empty() {
-                return invalid(format!("stream {} has no events", w.stream_id));
-            }
-            if streams
-                .iter()
-                .any(|s: &PreparedStream| s.stream_id == w.stream_id)
-            {
-                return invalid(format!("stream {} appears twice (at {i})", w.stream_id));
-            }
-            let mut out = Vec::with_capacity(w.events.len());
-            for e in w.events {
-                let data = e.data.to_string();
-                let metadata = e.metadata.to_string();
-                bytes += data.len() + metadata.len();
-                out.push(PreparedEvent {
-                    event_id: e.event_id,
-                    event_type: e.event_type,
-                    schema_version: e.schema_version,
-                    data,
-                    metadata,
-                });
-            }
-            events += out.len();
-            streams.push(PreparedStream {
-                stream_id: w.stream_id,
-                expected: w.expected,
-                events: out,
-            });
-        }
-        if bytes > MAX_APPEND_BYTES {
-            return invalid(format!(
-                "the append carries {bytes} bytes of JSON, more than {MAX_APPEND_BYTES}"
-            ));
-        }
-        let mut claims = Vec::with_capacity(req.claims.len());
-        for c in req.claims {
-            let (scope, key) = match &c {
-                ClaimOp::Claim(c) => (&c.scope, &c.key),
-                ClaimOp::Release { scope, key } => (scope, key),
-            };
-            check_name("claim scope", 64, scope)
-                .map_err(|e| AppendError::Invalid(e.to_string()))?;
-            if key.is_empty() || key.len() > 64 {
-                return invalid(format!(
-                    "a claim key must be 1 to 64 bytes, got {}",
-                    key.len()
-                ));
-            }
-            claims.push(match c {
-                ClaimOp::Claim(c) => PreparedClaim::Claim {
-                    payload: c.payload.to_string(),
-                    scope: c.scope,
-                    key: c.key,
-                },
-                ClaimOp::Release { scope, key } => PreparedClaim::Release { scope, key },
-            });
-        }
-        // Releases first, so that one append may give a key up and take it again.
-        claims.sort_by_key(|c| matches!(c, PreparedClaim::Claim { .. }));
-        Ok(Self {
-            streams,
-            claims,
-            events,
-            bytes,
-        })
-    }
-}
-
 pub(crate) struct Pending {
     pub(crate) append: Prepared,
     pub(crate) reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
 }
 
 #[derive(Clone)]
-struct Head {
+pub(super) struct Head {
     position: u64,
     hash: Hash,
     recorded_at: OffsetDateTime,
@@ -793,30 +688,6 @@ fn last_event_id(round: &[RoundItem], appends: &[&Prepared]) -> Option<Uuid> {
     })
 }
 
-async fn event_exists(conn: &mut MySqlConnection, id: Uuid) -> Result<bool, sqlx::Error> {
-    let found: Option<(u64,)> = sqlx::query_as("SELECT position FROM events WHERE event_id = ?")
-        .bind(id.as_bytes().as_slice())
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(found.is_some())
-}
-
-/// Which of an append's event ids the log already holds.
-async fn existing_event_id(conn: &mut MySqlConnection, a: &Prepared) -> Result<Uuid, sqlx::Error> {
-    for e in a.streams.iter().flat_map(|s| s.events.iter()) {
-        if event_exists(conn, e.event_id).await? {
-            return Ok(e.event_id);
-        }
-    }
-    // Two events of the append itself share an id.
-    Ok(a.streams
-        .iter()
-        .flat_map(|s| s.events.iter())
-        .map(|e| e.event_id)
-        .next()
-        .unwrap_or_else(Uuid::nil))
-}
-
 fn outcome(a: &Prepared, p: &Planned, recorded_at: OffsetDateTime) -> AppendOutcome {
     AppendOutcome {
         streams: a
@@ -832,244 +703,4 @@ fn outcome(a: &Prepared, p: &Planned, recorded_at: OffsetDateTime) -> AppendOutc
         last_position: p.head_after.position,
         recorded_at,
     }
-}
-
-const INSERT_EVENTS: &str = "INSERT INTO events (position, prev_position, event_id, stream_id, \
-    stream_version, prev_stream_version, event_type, schema_version, data, metadata, \
-    recorded_at, prev_hash, hash) VALUES ";
-
-/// One event row, planned: position, version and hashes fixed.
-struct EventRow<'a> {
-    position: u64,
-    event: &'a PreparedEvent,
-    stream_id: &'a str,
-    version: u64,
-    recorded_at: OffsetDateTime,
-    prev_hash: Hash,
-    hash: Hash,
-}
-
-/// What one statement of a round is.
-enum Stmt<'a> {
-    Text(String),
-    Rows(Vec<EventRow<'a>>),
-}
-
-fn plan_rows<'a>(
-    rows: &mut Vec<EventRow<'a>>,
-    a: &'a Prepared,
-    versions: &[u64],
-    cursor: &mut Head,
-    recorded_at: OffsetDateTime,
-) {
-    let at = micros(recorded_at);
-    for (s, last_version) in a.streams.iter().zip(versions) {
-        let start = last_version - s.events.len() as u64;
-        for (k, e) in s.events.iter().enumerate() {
-            let position = cursor.position + 1;
-            let version = start + k as u64 + 1;
-            let hash = Canonical {
-                position,
-                event_id: e.event_id,
-                stream_id: s.stream_id.as_str(),
-                stream_version: version,
-                event_type: e.event_type.as_str(),
-                schema_version: e.schema_version,
-                data: &e.data,
-                metadata: &e.metadata,
-                recorded_at_micros: at,
-            }
-            .hash(&cursor.hash);
-            rows.push(EventRow {
-                position,
-                event: e,
-                stream_id: s.stream_id.as_str(),
-                version,
-                recorded_at,
-                prev_hash: cursor.hash,
-                hash,
-            });
-            *cursor = Head {
-                position,
-                hash,
-                recorded_at,
-            };
-        }
-    }
-}
-
-/// `INSERT … VALUES …` for the rows, as SQL text (for a multi-statement round trip).
-fn render_rows(sql: &mut String, rows: &[EventRow<'_>]) {
-    sql.push_str(INSERT_EVENTS);
-    for (n, r) in rows.iter().enumerate() {
-        if n > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        literal::uint(sql, r.position);
-        sql.push(',');
-        match r.position {
-            1 => sql.push_str("NULL"),
-            p => literal::uint(sql, p - 1),
-        }
-        sql.push(',');
-        literal::bytes(sql, r.event.event_id.as_bytes());
-        sql.push(',');
-        literal::text(sql, r.stream_id);
-        sql.push(',');
-        literal::uint(sql, r.version);
-        sql.push(',');
-        match r.version {
-            1 => sql.push_str("NULL"),
-            v => literal::uint(sql, v - 1),
-        }
-        sql.push(',');
-        literal::text(sql, r.event.event_type.as_str());
-        sql.push(',');
-        literal::uint(sql, u64::from(r.event.schema_version));
-        sql.push(',');
-        literal::text(sql, &r.event.data);
-        sql.push(',');
-        literal::text(sql, &r.event.metadata);
-        sql.push(',');
-        literal::datetime(sql, r.recorded_at);
-        sql.push(',');
-        literal::bytes(sql, &r.prev_hash);
-        sql.push(',');
-        literal::bytes(sql, &r.hash);
-        sql.push(')');
-    }
-}
-
-/// The rows as one prepared multi-row INSERT (binary protocol, autocommit). Returns
-/// like [`exec_multi`]: one statement, succeeded or not.
-async fn exec_prepared(
-    conn: &mut MySqlConnection,
-    rows: &[EventRow<'_>],
-) -> (usize, Option<sqlx::Error>) {
-    let mut sql = String::from(INSERT_EVENTS);
-    for n in 0..rows.len() {
-        sql.push_str(if n == 0 { "" } else { "," });
-        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    }
-    let mut query = sqlx::query(&sql);
-    for r in rows {
-        let utc = r.recorded_at.to_offset(time::UtcOffset::UTC);
-        query = query
-            .bind(r.position)
-            .bind((r.position > 1).then(|| r.position - 1))
-            .bind(r.event.event_id.as_bytes().as_slice())
-            .bind(r.stream_id)
-            .bind(r.version)
-            .bind((r.version > 1).then(|| r.version - 1))
-            .bind(r.event.event_type.as_str())
-            .bind(r.event.schema_version)
-            .bind(r.event.data.as_str())
-            .bind(r.event.metadata.as_str())
-            .bind(time::PrimitiveDateTime::new(utc.date(), utc.time()))
-            .bind(r.prev_hash.as_slice())
-            .bind(r.hash.as_slice());
-    }
-    match query.execute(&mut *conn).await {
-        Ok(_) => (1, None),
-        Err(e) => (0, Some(e)),
-    }
-}
-
-fn render_claim(sql: &mut String, c: &PreparedClaim, position: u64, at: OffsetDateTime) {
-    match c {
-        PreparedClaim::Claim {
-            scope,
-            key,
-            payload,
-        } => {
-            sql.push_str(
-                "INSERT INTO claims (scope, claim_key, payload, position, claimed_at) VALUES (",
-            );
-            literal::text(sql, scope);
-            sql.push(',');
-            literal::bytes(sql, key);
-            sql.push(',');
-            literal::text(sql, payload);
-            sql.push(',');
-            literal::uint(sql, position);
-            sql.push(',');
-            literal::datetime(sql, at);
-            sql.push(')');
-        }
-        PreparedClaim::Release { scope, key } => {
-            sql.push_str("DELETE FROM claims WHERE scope = ");
-            literal::text(sql, scope);
-            sql.push_str(" AND claim_key = ");
-            literal::bytes(sql, key);
-        }
-    }
-}
-
-/// Runs a multi-statement query; returns how many statements succeeded and the error of
-/// the one that failed (MariaDB runs none after it).
-async fn exec_multi(conn: &mut MySqlConnection, sql: &str) -> (usize, Option<sqlx::Error>) {
-    let mut results = sqlx::Executor::fetch_many(&mut *conn, sql);
-    let mut ok = 0;
-    while let Some(item) = results.next().await {
-        match item {
-            Ok(Either::Left(_)) => ok += 1,
-            Ok(Either::Right(_)) => {}
-            Err(e) => return (ok, Some(e)),
-        }
-    }
-    (ok, None)
-}
-
-/// Reads the head with a lock that holds appenders of other processes back until this
-/// transaction ends. Opens the transaction when `begin` is set.
-async fn read_head(conn: &mut MySqlConnection, begin: bool) -> Result<Head, sqlx::Error> {
-    if begin {
-        sqlx::Executor::execute(&mut *conn, "BEGIN").await?;
-    }
-    let row = sqlx::query(
-        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1 FOR UPDATE",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(Head::genesis());
-    };
-    let hash: Vec<u8> = row.try_get(1)?;
-    let recorded_at: time::PrimitiveDateTime = row.try_get(2)?;
-    Ok(Head {
-        position: row.try_get(0)?,
-        hash: hash
-            .try_into()
-            .map_err(|_| sqlx::Error::Decode("hash is not 32 bytes".into()))?,
-        recorded_at: recorded_at.assume_utc(),
-    })
-}
-
-pub(crate) async fn stream_versions(
-    conn: &mut MySqlConnection,
-    ids: &[&StreamId],
-) -> Result<HashMap<StreamId, u64>, sqlx::Error> {
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(500) {
-        let mut q =
-            String::from("SELECT stream_id, MAX(stream_version) FROM events WHERE stream_id IN (");
-        for (i, _) in chunk.iter().enumerate() {
-            q.push_str(if i == 0 { "?" } else { ",?" });
-        }
-        q.push_str(") GROUP BY stream_id");
-        let mut query = sqlx::query_as::<_, (Vec<u8>, u64)>(&q);
-        for id in chunk {
-            query = query.bind(id.as_str());
-        }
-        for (id, v) in query.fetch_all(&mut *conn).await? {
-            if let Some(id) = String::from_utf8(id)
-                .ok()
-                .and_then(|s| StreamId::parse(s).ok())
-            {
-                out.insert(id, v);
-            }
-        }
-    }
-    Ok(out)
 }
