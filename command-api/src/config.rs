@@ -30,7 +30,13 @@ pub struct Config {
     #[arg(long, env = "COMMAND_API_ADDR", default_value = DEFAULT_ADDR)]
     pub addr: SocketAddr,
     /// The event store, as the writer account.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_default_value = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        hide_default_value = true,
+        hide_env_values = true
+    )]
     pub database_url: Secret,
     /// Master keys `1:<base64>,2:<base64>` (the highest version wraps new data keys).
     #[arg(long, env = "MASTER_KEYS", hide_env_values = true)]
@@ -55,6 +61,10 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub currencies: Vec<String>,
+    /// Attempts of a command whose streams keep moving under it, before 409
+    /// `concurrency_conflict`.
+    #[arg(long, env = "COMMAND_MAX_ATTEMPTS", default_value_t = crate::execute::DEFAULT_MAX_ATTEMPTS)]
+    pub max_attempts: u32,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -73,6 +83,7 @@ impl fmt::Debug for Config {
             .field("blind_index_key_file", &self.blind_index_key_file)
             .field("dev_dir", &self.dev_dir)
             .field("currencies", &self.currencies)
+            .field("max_attempts", &self.max_attempts)
             .field("auth", &self.auth)
             .field("telemetry", &self.telemetry)
             .finish()
@@ -90,46 +101,45 @@ impl Config {
         CurrencySet::new(&self.currencies).context("CURRENCIES must be ISO 4217 codes")
     }
 
-    /// The configured master keys and blind-index key; a key configured neither inline
-    /// nor as a file comes from the dev files in `dev_dir` (made on first use).
-    /// Production configures both.
+    /// The configured master keys and blind-index key. With neither configured, the
+    /// dev ones in `dev_dir` (made on first use); with only one of them, an error: a
+    /// deployment that forgot one key must not run on a dev key it made up.
     pub fn secrets(&self) -> anyhow::Result<Secrets> {
-        let configured = |inline: bool, file: bool| inline || file;
-        let dev = if configured(self.master_keys.is_some(), self.master_keys_file.is_some())
-            && configured(
-                self.blind_index_key.is_some(),
-                self.blind_index_key_file.is_some(),
-            ) {
-            None
-        } else {
-            Some(dev_secrets(&self.dev_dir)?)
-        };
-        let (dev_master, dev_index) = match dev {
-            Some(dev) => (Some(dev.master_keys), Some(dev.blind_index)),
-            None => (None, None),
-        };
-        let master_keys = match (&self.master_keys, &self.master_keys_file, dev_master) {
-            (Some(spec), _, _) => MasterKeys::parse(spec.expose()).context("parsing MASTER_KEYS")?,
-            (None, Some(path), _) => {
-                MasterKeys::from_file(path).context("reading MASTER_KEYS_FILE")?
+        let master = match (&self.master_keys, &self.master_keys_file) {
+            (Some(spec), _) => {
+                Some(MasterKeys::parse(spec.expose()).context("parsing MASTER_KEYS")?)
             }
-            (None, None, Some(dev)) => dev,
-            (None, None, None) => anyhow::bail!("no master keys configured"),
-        };
-        let blind_index = match (&self.blind_index_key, &self.blind_index_key_file, dev_index) {
-            (Some(key), _, _) => {
-                BlindIndex::parse(key.expose()).context("parsing BLIND_INDEX_KEY")?
+            (None, Some(path)) => {
+                Some(MasterKeys::from_file(path).context("reading MASTER_KEYS_FILE")?)
             }
-            (None, Some(path), _) => {
-                BlindIndex::from_file(path).context("reading BLIND_INDEX_KEY_FILE")?
-            }
-            (None, None, Some(dev)) => dev,
-            (None, None, None) => anyhow::bail!("no blind-index key configured"),
+            (None, None) => None,
         };
-        Ok(Secrets {
-            master_keys,
-            blind_index,
-        })
+        let index = match (&self.blind_index_key, &self.blind_index_key_file) {
+            (Some(key), _) => {
+                Some(BlindIndex::parse(key.expose()).context("parsing BLIND_INDEX_KEY")?)
+            }
+            (None, Some(path)) => {
+                Some(BlindIndex::from_file(path).context("reading BLIND_INDEX_KEY_FILE")?)
+            }
+            (None, None) => None,
+        };
+        match (master, index) {
+            (Some(master_keys), Some(blind_index)) => Ok(Secrets {
+                master_keys,
+                blind_index,
+            }),
+            (None, None) => {
+                tracing::warn!(
+                    dir = %self.dev_dir.display(),
+                    "no MASTER_KEYS or BLIND_INDEX_KEY configured: using the dev secrets"
+                );
+                dev_secrets(&self.dev_dir)
+            }
+            _ => anyhow::bail!(
+                "configure both MASTER_KEYS (or MASTER_KEYS_FILE) and BLIND_INDEX_KEY \
+                 (or BLIND_INDEX_KEY_FILE), or neither to use the dev secrets"
+            ),
+        }
     }
 }
 
@@ -227,10 +237,20 @@ mod tests {
     #[test]
     fn defaults_follow_api_md() {
         let config = Config::try_parse_from(["command-api"]).unwrap();
-        assert_eq!(config.addr.to_string(), DEFAULT_ADDR);
-        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
-        assert_eq!(config.currency_set().unwrap(), CurrencySet::default());
-        assert!(config.master_keys.is_none() && config.blind_index_key.is_none());
+        // The environment of the test run may set some of these (e.g. DATABASE_URL).
+        let unset = |var: &str| std::env::var_os(var).is_none();
+        if unset("COMMAND_API_ADDR") {
+            assert_eq!(config.addr.to_string(), DEFAULT_ADDR);
+        }
+        if unset("DATABASE_URL") {
+            assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+        }
+        if unset("CURRENCIES") {
+            assert_eq!(config.currency_set().unwrap(), CurrencySet::default());
+        }
+        if unset("COMMAND_MAX_ATTEMPTS") {
+            assert_eq!(config.max_attempts, 10);
+        }
     }
 
     #[test]
@@ -244,7 +264,33 @@ mod tests {
         ])
         .unwrap();
         let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("c2VjcmV0"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("c2VjcmV0"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn one_configured_key_without_the_other_is_an_error() {
+        let config = Config::try_parse_from([
+            "command-api",
+            "--master-keys",
+            "1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            "--dev-dir",
+            "/nonexistent/never-created",
+        ])
+        .unwrap();
+        assert!(config.secrets().is_err());
+        let config = Config::try_parse_from([
+            "command-api",
+            "--master-keys",
+            "1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            "--blind-index-key",
+            "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+        ])
+        .unwrap();
+        let secrets = config.secrets().unwrap();
+        assert_eq!(secrets.master_keys.active_version(), 1);
     }
 
     #[test]

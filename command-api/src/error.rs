@@ -8,7 +8,8 @@ use keyring::KeyringError;
 use ledger::{DecodeError, FieldError, Rejection};
 use platform::{FieldProblem, Problem};
 
-use crate::claims::{EMAIL_SCOPE, IDEMPOTENCY_SCOPE};
+use crate::email_index::EMAIL_SCOPE;
+use crate::idempotency::IDEMPOTENCY_SCOPE;
 
 /// Why a command was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,13 @@ pub enum ApiError {
     Corrupt { what: &'static str },
 }
 
+impl ApiError {
+    /// One 422 listing the fields that failed (the `None`s passed).
+    pub(crate) fn invalid(errors: impl IntoIterator<Item = Option<FieldError>>) -> Self {
+        ApiError::Invalid(errors.into_iter().flatten().collect())
+    }
+}
+
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         ApiError::Invalid(vec![e])
@@ -79,16 +87,14 @@ fn conflict(code: &str, title: &str, detail: impl Into<String>) -> Problem {
 const RETRY_AFTER_SECS: u64 = 1;
 
 impl ApiError {
-    /// The problem+json answer; `None` for the 5xx that show a generic body.
+    /// The problem+json answer (5xx with a generic body).
     fn to_problem(&self) -> Problem {
         match self {
             ApiError::Problem(p) => p.clone(),
             ApiError::Rejected(r) => rejection(r),
             ApiError::Invalid(errors) => Problem::validation_failed(field_problems(errors)),
             ApiError::Forbidden => Problem::forbidden(),
-            ApiError::NotFound => {
-                Problem::not_found().with_detail("No such user.")
-            }
+            ApiError::NotFound => Problem::not_found().with_detail("No such user."),
             ApiError::EmailTaken => email_taken(),
             ApiError::IdempotencyKeyReused => idempotency_key_reused(),
             ApiError::ConcurrencyConflict { .. } => concurrency_conflict(),
@@ -139,9 +145,7 @@ fn rejection(r: &Rejection) -> Problem {
         }
         Rejection::AlreadyExists { .. } => conflict(r.code(), "User already exists", r.to_string()),
         Rejection::UserInactive { .. } => conflict(r.code(), "User deactivated", r.to_string()),
-        Rejection::UserErased { .. } => {
-            conflict(r.code(), "Personal data erased", r.to_string())
-        }
+        Rejection::UserErased { .. } => conflict(r.code(), "Personal data erased", r.to_string()),
         Rejection::InsufficientFunds { .. } => {
             conflict(r.code(), "Insufficient funds", r.to_string())
         }

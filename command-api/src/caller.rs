@@ -1,0 +1,269 @@
+//! Who sends a command and under which conditions: the [`Caller`] extractor (token, role,
+//! correlation, trace context, idempotency key) and the [`IfMatch`] precondition. Written
+//! once here so no handler repeats a check.
+
+use axum::extract::{FromRef, FromRequestParts, Path};
+use axum::http::header::IF_MATCH;
+use axum::http::request::Parts;
+use axum::http::HeaderName;
+use ledger::UserId;
+use platform::{Authenticator, CorrelationId, Principal, Role};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::idempotency::{Fingerprint, IdempotencyKey, Idempotent};
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// An authenticated caller whose role may issue commands (admin, user, service; an
+/// auditor gets 403 here), with what goes into the events' metadata.
+///
+/// Rejections, in order: 401 `unauthenticated`, 403 `forbidden`, 422 for a malformed
+/// `Idempotency-Key`.
+pub(crate) struct Caller {
+    principal: Principal,
+    correlation_id: CorrelationId,
+    traceparent: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
+    method: String,
+    path: String,
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Authenticator: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        if !principal.may_command() {
+            return Err(ApiError::Forbidden);
+        }
+        let correlation_id = match CorrelationId::from_request_parts(parts, state).await {
+            Ok(id) => id,
+            Err(never) => match never {},
+        };
+        let traceparent = parts
+            .headers
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_traceparent(v))
+            .map(str::to_owned);
+        let mut keys = parts.headers.get_all(IDEMPOTENCY_KEY).iter();
+        let idempotency_key = match (keys.next(), keys.next()) {
+            (None, _) => None,
+            (Some(key), None) => Some(key.to_str().map_err(|_| invalid_key()).and_then(|key| {
+                IdempotencyKey::parse(key, principal.subject).map_err(ApiError::from)
+            })?),
+            (Some(_), Some(_)) => return Err(invalid_key()),
+        };
+        Ok(Self {
+            principal,
+            correlation_id,
+            traceparent,
+            idempotency_key,
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+        })
+    }
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::from(IdempotencyKey::invalid())
+}
+
+/// `00-<32 hex>-<16 hex>-<2 hex>` (W3C Trace Context), kept only when well-formed so the
+/// metadata never carries arbitrary header text.
+fn is_traceparent(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+}
+
+impl Caller {
+    /// Whether the caller may act for any user (admin, service), not just itself.
+    pub(crate) fn acts_for_anyone(&self) -> bool {
+        self.principal.is(Role::Admin) || self.principal.is(Role::Service)
+    }
+
+    /// Ownership: 403 unless the caller may issue commands for `user_id`.
+    pub(crate) fn authorize(&self, user_id: UserId) -> Result<(), ApiError> {
+        if self.principal.may_act_for(user_id.as_uuid()) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    /// The user a path segment names, authorised: 403 for someone else's id (whether or
+    /// not it exists, so nobody probes), 404 for a segment that is no user id at all.
+    pub(crate) fn authorize_path(&self, raw: &str) -> Result<UserId, ApiError> {
+        match UserId::parse(raw) {
+            Ok(user_id) => self.authorize(user_id).map(|()| user_id),
+            Err(_) if self.acts_for_anyone() => Err(ApiError::NotFound),
+            Err(_) => Err(ApiError::Forbidden),
+        }
+    }
+
+    /// The idempotency record's key and this request's fingerprint (method, path and the
+    /// body as parsed, so whitespace and key order do not matter), if a key was sent.
+    pub(crate) fn idempotent(&self, body: &impl Serialize) -> Option<Idempotent> {
+        let key = self.idempotency_key.clone()?;
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        Some(Idempotent {
+            key,
+            fingerprint: Fingerprint::of(&self.method, &self.path, &body),
+        })
+    }
+
+    /// The metadata of every event this request appends. Never personal data: ids and
+    /// hashes only.
+    pub(crate) fn metadata(&self) -> Value {
+        let key = self.idempotency_key.as_ref().map(IdempotencyKey::hex);
+        let mut metadata = json!({
+            "correlation_id": self.correlation_id.as_str(),
+            "causation_id": key,
+            "actor": self.principal.subject,
+        });
+        if let Some(key) = key {
+            metadata["idempotency_key"] = json!(key);
+        }
+        if let Some(traceparent) = &self.traceparent {
+            metadata["traceparent"] = json!(traceparent);
+        }
+        metadata
+    }
+
+    pub(crate) fn subject(&self) -> Uuid {
+        self.principal.subject
+    }
+}
+
+/// The `{id}` of a user path, as sent. A segment that does not even decode (bad
+/// percent-encoding) is kept as empty text, which names no user: `authorize_path` then
+/// answers 403 or 404 like for any other non-id, never axum's plain-text 400.
+pub(crate) struct UserPath(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserPath {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let id = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_or_else(|_| String::new(), |Path(id)| id);
+        Ok(Self(id))
+    }
+}
+
+/// The `If-Match` precondition: `*` or a list of strong entity tags `"<version>"`.
+/// Absent, it holds; present, it holds only if it names the stream's current version
+/// (weak tags never match, RFC 9110 §13.1.1).
+pub(crate) struct IfMatch(Option<Vec<Tag>>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Any,
+    Version(u64),
+    /// A weak or unparsable tag: matches nothing.
+    Other,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut tags = Vec::new();
+        let mut present = false;
+        for value in parts.headers.get_all(IF_MATCH) {
+            present = true;
+            let Ok(value) = value.to_str() else {
+                tags.push(Tag::Other);
+                continue;
+            };
+            tags.extend(value.split(',').map(|t| parse_tag(t.trim())));
+        }
+        Ok(Self(present.then_some(tags)))
+    }
+}
+
+fn parse_tag(tag: &str) -> Tag {
+    if tag == "*" {
+        return Tag::Any;
+    }
+    tag.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse().ok())
+        .map_or(Tag::Other, Tag::Version)
+}
+
+impl IfMatch {
+    pub(crate) fn is_present(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// 428 `precondition_required` when absent (commands that need it).
+    pub(crate) fn required(&self) -> Result<(), ApiError> {
+        if self.is_present() {
+            Ok(())
+        } else {
+            Err(ApiError::PreconditionRequired)
+        }
+    }
+
+    /// 412 `version_mismatch` unless absent or naming `current`.
+    pub(crate) fn check(&self, current: u64) -> Result<(), ApiError> {
+        match &self.0 {
+            None => Ok(()),
+            Some(tags) if tags.contains(&Tag::Any) || tags.contains(&Tag::Version(current)) => {
+                Ok(())
+            }
+            Some(_) => Err(ApiError::VersionMismatch { current }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_takes_star_and_strong_version_tags() {
+        assert_eq!(parse_tag("*"), Tag::Any);
+        assert_eq!(parse_tag("\"7\""), Tag::Version(7));
+        assert_eq!(parse_tag("W/\"7\""), Tag::Other);
+        assert_eq!(parse_tag("7"), Tag::Other);
+        assert_eq!(parse_tag("\"\""), Tag::Other);
+        let condition = IfMatch(Some(vec![Tag::Version(3), Tag::Other]));
+        assert!(condition.check(3).is_ok());
+        assert!(matches!(
+            condition.check(4),
+            Err(ApiError::VersionMismatch { current: 4 })
+        ));
+        assert!(IfMatch(None).check(9).is_ok());
+        assert!(matches!(
+            IfMatch(None).required(),
+            Err(ApiError::PreconditionRequired)
+        ));
+    }
+
+    #[test]
+    fn traceparent_must_be_well_formed() {
+        assert!(is_traceparent(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        ));
+        assert!(!is_traceparent("00-xyz-b7ad6b7169203331-01"));
+        assert!(!is_traceparent("hello"));
+    }
+}

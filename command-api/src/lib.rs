@@ -1,0 +1,122 @@
+//! command-api: the HTTP commands of API.md. Parses and authorises a request, loads the
+//! streams it touches, runs `ledger::decide` and appends the resulting events (with the
+//! idempotency record and e-mail claims) in one atomic append. Never reads projections,
+//! never writes a table other than through the event store and the keyring.
+//!
+//! A tour:
+//! - [`run`] builds everything from a [`Config`] and serves; [`router`] is the whole HTTP
+//!   surface over an [`AppState`] (`state.rs`), for tests and for `run`.
+//! - `caller.rs`: the `Caller` extractor (token → 401, role → 403, `Idempotency-Key` →
+//!   422, correlation and trace ids for the metadata) and `If-Match`.
+//! - `users.rs`, `transactions.rs`: one handler per command; raw input becomes ledger
+//!   newtypes there, personal data is sealed with the keyring before `decide` sees it.
+//! - `execute.rs`: load → decide → append, retried on a moved stream.
+//! - `stream.rs`: reading and folding a user stream, `LedgerEvent` ↔ `NewEvent`.
+//! - `email_index.rs`, `idempotency.rs`: the claims made in the same append.
+//! - `reply.rs`: the success answer (`X-Position`, `ETag`); `error.rs`: `ApiError`, the
+//!   one mapping to problem+json.
+//! - `openapi.rs`: `/openapi.json`, generated from the handlers; `config.rs`: settings
+//!   and the dev secrets in `.dev/`.
+//!
+//! Never logs personal data or key material: e-mail and name exist in clear only inside
+//! a handler, on their way to the keyring.
+
+mod caller;
+mod config;
+mod email_index;
+mod error;
+mod execute;
+mod idempotency;
+mod openapi;
+mod reply;
+mod state;
+mod stream;
+mod transactions;
+mod users;
+
+use std::future::Future;
+
+use anyhow::Context;
+use axum::routing::{delete, get, patch, post};
+use axum::Router;
+use event_store::{EventStore, StoreOptions};
+use keyring::KeyStore;
+use platform::{Metrics, Readiness};
+use tokio::net::TcpListener;
+
+pub use config::{
+    dev_secrets, Config, Secret, Secrets, DEFAULT_ADDR, DEFAULT_DATABASE_URL,
+    DEV_BLIND_INDEX_KEY_FILE, DEV_MASTER_KEYS_FILE,
+};
+pub use error::ApiError;
+pub use openapi::document as openapi_document;
+pub use state::AppState;
+pub use users::{DISPLAY_NAME_FIELD, EMAIL_FIELD};
+
+/// Connects to the event store and keyring that `config` names and serves the API on
+/// `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = state_from(&config).await?;
+    platform::serve(listener, router(state), shutdown).await?;
+    Ok(())
+}
+
+/// The state `run` serves with.
+pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
+    let currencies = config.currency_set()?;
+    let secrets = config.secrets()?;
+    let authenticator = config
+        .auth
+        .authenticator()
+        .context("loading the token keys (JWKS_FILE)")?;
+    let store = EventStore::connect(config.database_url.expose(), StoreOptions::default())
+        .await
+        .context("connecting to the event store (DATABASE_URL)")?;
+    let keys = KeyStore::new(store.pool().clone(), secrets.master_keys);
+    Ok(AppState::new(
+        store,
+        keys,
+        secrets.blind_index,
+        currencies,
+        authenticator,
+        Metrics::new(),
+    )
+    .with_max_attempts(config.max_attempts))
+}
+
+/// Every route: the commands, `/openapi.json`, `/health/live`, `/health/ready` (MariaDB
+/// answers a query) and `/metrics`, with platform's middleware around them.
+pub fn router(state: AppState) -> Router {
+    let pool = state.store().pool().clone();
+    let readiness = Readiness::new().with_check("mariadb", move || {
+        let pool = pool.clone();
+        async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
+    });
+    let metrics = state.metrics().clone();
+    let app = Router::new()
+        .route("/api/v1/users", post(users::register_user))
+        .route("/api/v1/users/{id}", patch(users::update_profile))
+        .route(
+            "/api/v1/users/{id}/deactivate",
+            post(users::deactivate_user),
+        )
+        .route(
+            "/api/v1/users/{id}/personal-data",
+            delete(users::erase_personal_data),
+        )
+        .route(
+            "/api/v1/transactions",
+            post(transactions::record_transaction),
+        )
+        .route("/openapi.json", get(openapi::openapi_json))
+        .with_state(state)
+        .merge(readiness.router())
+        .merge(metrics.router())
+        .fallback(platform::not_found)
+        .method_not_allowed_fallback(platform::method_not_allowed);
+    platform::observe(app, &metrics)
+}

@@ -1,0 +1,127 @@
+//! What every handler shares: the event store, the keyring, the blind index, the
+//! configured currencies, the token checker and the metrics.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use event_store::EventStore;
+use keyring::{BlindIndex, KeyStore};
+use ledger::CurrencySet;
+use platform::prometheus_client::metrics::counter::Counter;
+use platform::prometheus_client::metrics::family::Family;
+use platform::{Authenticator, Metrics};
+
+use crate::execute::DEFAULT_MAX_ATTEMPTS;
+
+/// The router's state. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: EventStore,
+    pub(crate) keys: KeyStore,
+    pub(crate) blind_index: Arc<BlindIndex>,
+    pub(crate) currencies: Arc<CurrencySet>,
+    pub(crate) authenticator: Authenticator,
+    pub(crate) metrics: Metrics,
+    pub(crate) counters: CommandCounters,
+    /// Attempts of one command on streams that keep moving (at least 1).
+    pub(crate) max_attempts: u32,
+}
+
+impl AppState {
+    /// Registers the service's counters with `metrics`; give each `Metrics` to one state.
+    pub fn new(
+        store: EventStore,
+        keys: KeyStore,
+        blind_index: BlindIndex,
+        currencies: CurrencySet,
+        authenticator: Authenticator,
+        metrics: Metrics,
+    ) -> Self {
+        let counters = CommandCounters::register(&metrics);
+        Self {
+            store,
+            keys,
+            blind_index: Arc::new(blind_index),
+            currencies: Arc::new(currencies),
+            authenticator,
+            metrics,
+            counters,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    /// How often a command is decided again when its streams moved before its append
+    /// committed, before it answers 409 `concurrency_conflict`.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+impl FromRef<AppState> for Authenticator {
+    fn from_ref(state: &AppState) -> Self {
+        state.authenticator.clone()
+    }
+}
+
+/// Labels: the command, as its handler is named (`register_user`, `deposit`, ...).
+type ByCommand = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// The service's own counters, beside platform's request histograms.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CommandCounters {
+    appends: ByCommand,
+    events: ByCommand,
+    conflicts: ByCommand,
+    replays: ByCommand,
+}
+
+impl CommandCounters {
+    fn register(metrics: &Metrics) -> Self {
+        let counters = Self::default();
+        metrics.register(
+            "command_appends",
+            "Appends committed, by command",
+            counters.appends.clone(),
+        );
+        metrics.register(
+            "command_events_appended",
+            "Events appended, by command",
+            counters.events.clone(),
+        );
+        metrics.register(
+            "command_version_conflicts",
+            "Appends refused because a stream moved (each one retried or answered 412/409)",
+            counters.conflicts.clone(),
+        );
+        metrics.register(
+            "command_idempotent_replays",
+            "Commands answered from an idempotency record, appending nothing",
+            counters.replays.clone(),
+        );
+        counters
+    }
+
+    pub(crate) fn appended(&self, command: &'static str, events: usize) {
+        self.appends.get_or_create(&[("command", command)]).inc();
+        self.events
+            .get_or_create(&[("command", command)])
+            .inc_by(events as u64);
+    }
+
+    pub(crate) fn conflict(&self, command: &'static str) {
+        self.conflicts.get_or_create(&[("command", command)]).inc();
+    }
+
+    pub(crate) fn replay(&self, command: &'static str) {
+        self.replays.get_or_create(&[("command", command)]).inc();
+    }
+}

@@ -1,0 +1,101 @@
+//! A user's stream on the event store: loading (read, decode with `ledger`, fold with
+//! `ledger::evolve`) and turning decided `LedgerEvent`s into the store's `NewEvent`s.
+//! `ledger` and `event-store` never meet anywhere else.
+
+use event_store::{EventStore, EventType, ExpectedVersion, NewEvent, StreamId, StreamWrite};
+use ledger::{decode, evolve, LedgerEvent, User, UserId};
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// Events read per round trip.
+const PAGE: u32 = 1_000;
+
+/// A user's state and where their stream stands.
+pub(crate) struct Loaded {
+    pub(crate) user: User,
+    /// The stream's version: its last event's (0 for no events).
+    pub(crate) version: u64,
+    /// The global position of the stream's last event (0 for none).
+    pub(crate) position: u64,
+}
+
+impl Loaded {
+    /// The version after appending `events` at `self.version`.
+    pub(crate) fn next_version(&self, events: &[LedgerEvent]) -> u64 {
+        self.version + events.len() as u64
+    }
+
+    /// 404 unless the user was registered. Checked before sealing anything, so an
+    /// unknown id never gets a data key, and before `If-Match`, so an unknown user is
+    /// "not found" rather than "version mismatch".
+    pub(crate) fn registered(self) -> Result<Self, ApiError> {
+        if self.user.is_registered() {
+            Ok(self)
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+}
+
+pub(crate) fn stream_id(user_id: UserId) -> Result<StreamId, ApiError> {
+    StreamId::parse(user_id.stream_id()).map_err(|_| ApiError::Corrupt { what: "stream id" })
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub(crate) async fn load(store: &EventStore, user_id: UserId) -> Result<Loaded, ApiError> {
+    let stream_id = stream_id(user_id)?;
+    let mut loaded = Loaded {
+        user: User::default(),
+        version: 0,
+        position: 0,
+    };
+    loop {
+        let page = store
+            .read_stream(&stream_id, loaded.version + 1, PAGE)
+            .await?;
+        let full = page.len() == PAGE as usize;
+        for recorded in page {
+            let event = decode(
+                recorded.event_type.as_str(),
+                recorded.schema_version,
+                &recorded.data,
+            )
+            .map_err(|source| ApiError::Decode {
+                stream_id: stream_id.to_string(),
+                source,
+            })?;
+            loaded.user = evolve(loaded.user, &event);
+            loaded.version = recorded.stream_version;
+            loaded.position = recorded.position;
+        }
+        if !full {
+            return Ok(loaded);
+        }
+    }
+}
+
+/// `events` for `user_id`'s stream, expected at `version`, each with `metadata`.
+pub(crate) fn write(
+    user_id: UserId,
+    version: u64,
+    events: &[LedgerEvent],
+    metadata: &Value,
+) -> Result<StreamWrite, ApiError> {
+    let events = events
+        .iter()
+        .map(|event| {
+            let event_type = EventType::parse(event.event_type())
+                .map_err(|_| ApiError::Corrupt { what: "event type" })?;
+            Ok(
+                NewEvent::new(event_type, event.schema_version(), event.data())
+                    .with_metadata(metadata.clone()),
+            )
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(StreamWrite {
+        stream_id: stream_id(user_id)?,
+        expected: ExpectedVersion::Exact(version),
+        events,
+    })
+}

@@ -1,0 +1,305 @@
+//! `spawn_app` and typed helpers: one fresh database and app per test.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use command_api::AppState;
+use event_store::testing::TestDatabase;
+use event_store::{EventStore, RecordedEvent, StreamId};
+use keyring::{BlindIndex, KeyStore, KeyStoreOptions, MasterKeys};
+use ledger::{CurrencySet, LedgerEvent, User, UserId};
+use platform::{DevKeys, Metrics, Role, TokenPolicy, DEV_AUDIENCE, DEV_ISSUER};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub router: Router,
+    pub tokens: DevKeys,
+    pub store: EventStore,
+    pub master_key: [u8; 32],
+}
+
+pub fn random_key() -> [u8; 32] {
+    let mut key = [0; 32];
+    getrandom::getrandom(&mut key).unwrap();
+    key
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|state| state).await
+}
+
+/// [`spawn_app`] with the state adjusted before the router is built.
+pub async fn spawn_app_with(configure: impl FnOnce(AppState) -> AppState) -> TestApp {
+    let db = TestDatabase::with_migrations(&[event_store::migrator(), keyring::migrator()]).await;
+    let store = db.store().await;
+    let master_key = random_key();
+    let keys = KeyStore::new(
+        store.pool().clone(),
+        MasterKeys::from_keys([(1, master_key)]).unwrap(),
+    );
+    let tokens = DevKeys::generate().unwrap();
+    let authenticator = tokens
+        .authenticator(TokenPolicy::new(DEV_ISSUER, DEV_AUDIENCE))
+        .unwrap();
+    let state = AppState::new(
+        store.clone(),
+        keys,
+        BlindIndex::new(random_key()),
+        CurrencySet::default(),
+        authenticator,
+        Metrics::new(),
+    );
+    TestApp {
+        router: command_api::router(configure(state)),
+        db,
+        tokens,
+        store,
+        master_key,
+    }
+}
+
+/// A request under construction.
+pub struct Req {
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+}
+
+impl Req {
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn post(path: impl Into<String>) -> Self {
+        Self::new(Method::POST, path)
+    }
+
+    pub fn patch(path: impl Into<String>) -> Self {
+        Self::new(Method::PATCH, path)
+    }
+
+    pub fn delete(path: impl Into<String>) -> Self {
+        Self::new(Method::DELETE, path)
+    }
+
+    pub fn get(path: impl Into<String>) -> Self {
+        Self::new(Method::GET, path)
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    pub fn token(self, token: &str) -> Self {
+        self.header(AUTHORIZATION.as_str(), format!("Bearer {token}"))
+    }
+
+    pub fn json(self, body: Value) -> Self {
+        self.raw("application/json", body.to_string().into_bytes())
+    }
+
+    pub fn raw(mut self, content_type: &str, body: Vec<u8>) -> Self {
+        self.headers
+            .push((CONTENT_TYPE.as_str().to_owned(), content_type.to_owned()));
+        self.body = Some(body);
+        self
+    }
+
+    pub fn idempotency_key(self, key: &str) -> Self {
+        self.header("idempotency-key", key)
+    }
+
+    pub fn if_match(self, version: u64) -> Self {
+        self.header("if-match", format!("\"{version}\""))
+    }
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+
+    /// Asserts a success with a JSON body and returns the body.
+    #[track_caller]
+    pub fn ok(&self, status: StatusCode) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.content_type(), "application/json");
+        let body = self.json();
+        // The headers carry the body's position (and version where one applies).
+        assert_eq!(self.position(), body["position"].as_u64().unwrap());
+        if let Some(version) = body.get("version") {
+            assert_eq!(self.etag(), Some(version.as_u64().unwrap()));
+        }
+        body
+    }
+
+    /// Asserts a status only.
+    #[track_caller]
+    pub fn ok_status(&self, status: StatusCode) {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+    }
+
+    /// Asserts a problem+json answer with `code` and returns the body.
+    #[track_caller]
+    pub fn problem(&self, status: StatusCode, code: &str) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.content_type(), "application/problem+json");
+        let body = self.json();
+        assert_eq!(body["code"], code, "{body}");
+        assert_eq!(body["status"], status.as_u16());
+        body
+    }
+
+    pub fn position(&self) -> u64 {
+        self.headers["x-position"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn etag(&self) -> Option<u64> {
+        let tag = self.headers.get(ETAG)?.to_str().unwrap();
+        Some(tag.trim_matches('"').parse().unwrap())
+    }
+}
+
+/// A user id and the token of that user.
+pub struct Someone {
+    pub id: Uuid,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn token(&self, role: Role, sub: Uuid) -> String {
+        self.tokens
+            .mint(
+                sub,
+                &[role],
+                Duration::from_secs(300),
+                DEV_ISSUER,
+                DEV_AUDIENCE,
+            )
+            .unwrap()
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(Role::Admin, Uuid::now_v7())
+    }
+
+    pub async fn send(&self, req: Req) -> Answer {
+        let mut builder = Request::builder().method(req.method).uri(req.path);
+        for (name, value) in req.headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(req.body.map_or_else(Body::empty, Body::from))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.to_vec(),
+        }
+    }
+
+    /// Registers a user as itself (role `user`), with a unique address.
+    pub async fn someone(&self) -> Someone {
+        let id = Uuid::now_v7();
+        let token = self.token(Role::User, id);
+        let answer = self
+            .send(Req::post("/api/v1/users").token(&token).json(json!({
+                "email": format!("{}@example.com", id.simple()),
+                "display_name": "Someone",
+            })))
+            .await;
+        answer.ok(StatusCode::CREATED);
+        Someone { id, token }
+    }
+
+    pub async fn money(&self, token: &str, body: Value) -> Answer {
+        self.send(Req::post("/api/v1/transactions").token(token).json(body))
+            .await
+    }
+
+    pub async fn deposit(&self, token: &str, user: Uuid, amount: i64) -> Answer {
+        self.money(
+            token,
+            json!({"type": "deposit", "user_id": user, "amount": amount, "currency": "EUR"}),
+        )
+        .await
+    }
+
+    pub async fn events(&self, user: Uuid) -> Vec<RecordedEvent> {
+        let stream = StreamId::parse(UserId::from_uuid(user).stream_id()).unwrap();
+        self.store.read_stream(&stream, 1, 10_000).await.unwrap()
+    }
+
+    /// The user as the log says: decoded with `ledger` and folded with `ledger::replay`.
+    pub async fn replayed(&self, user: Uuid) -> User {
+        let events: Vec<LedgerEvent> = self
+            .events(user)
+            .await
+            .iter()
+            .map(|e| ledger::decode(e.event_type.as_str(), e.schema_version, &e.data).unwrap())
+            .collect();
+        ledger::replay(&events)
+    }
+
+    /// A key store that has never seen a key: opens only what the database still holds.
+    pub fn fresh_key_store(&self) -> KeyStore {
+        KeyStore::with_options(
+            self.store.pool().clone(),
+            MasterKeys::from_keys([(1, self.master_key)]).unwrap(),
+            KeyStoreOptions {
+                cache_capacity: 0,
+                ..KeyStoreOptions::default()
+            },
+        )
+    }
+}
