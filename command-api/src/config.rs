@@ -53,6 +53,10 @@ pub struct Config {
     /// Where dev secrets are loaded from, or made, when no key is configured.
     #[arg(long, env = "DEV_DIR", default_value = ".dev")]
     pub dev_dir: PathBuf,
+    /// Serve `GET /dev/token` (tokens signed with the dev key in `dev_dir`). Development
+    /// only.
+    #[arg(long, env = "DEV_TOKENS", default_value_t = false)]
+    pub dev_tokens: bool,
     /// ISO 4217 codes the ledger holds, comma-separated.
     #[arg(
         long,

@@ -23,6 +23,7 @@
 
 mod caller;
 mod config;
+mod dev_token;
 mod email_index;
 mod error;
 mod execute;
@@ -61,7 +62,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = state_from(&config).await?;
-    platform::serve(listener, router(state), shutdown).await?;
+    let mut app = router(state);
+    if config.dev_tokens {
+        let keys = platform::DevKeys::load_or_create(&config.dev_dir)
+            .context("loading the dev signing key (DEV_DIR)")?;
+        tracing::warn!("serving GET /dev/token: development only");
+        app = app.merge(dev_token::router(std::sync::Arc::new(keys)));
+    }
+    platform::serve(listener, app, shutdown).await?;
     Ok(())
 }
 

@@ -11,6 +11,8 @@
 //! - `verify.rs` recomputes the chain and reports the first bad position.
 //! - `stream.rs` and `event.rs` hold the value types; `error.rs` the typed errors.
 //! - `schema.rs` applies the `migrations/eventstore` set and grants the writer account.
+//! - [`relay`] publishes the log to RabbitMQ as CloudEvents (its binary: `src/bin/relay.rs`,
+//!   feature `relay-bin`).
 //!
 //! What it guarantees (ADR 0002): positions are 1..N without holes and become visible in
 //! order (the database enforces it with a predecessor foreign key); no event is ever
@@ -22,6 +24,7 @@ mod error;
 mod event;
 mod literal;
 mod read;
+pub mod relay;
 mod schema;
 mod store;
 mod stream;
