@@ -161,8 +161,32 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// The processes `cargo xtask dev` runs, with their settings.
 fn dev_services(db: &database::DbArgs) -> Vec<stack::Service> {
-    let _ = db;
-    Vec::new()
+    let amqp = std::env::var("AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    vec![
+        stack::Service {
+            name: "command-api",
+            package: "command-api",
+            features: "",
+            env: vec![
+                // Commands append as the writer: INSERT/SELECT on the event table only.
+                ("DATABASE_URL", db.writer_url.clone()),
+                ("DEV_TOKENS", "true".into()),
+            ],
+            url: Some("http://127.0.0.1:8081 (commands; GET /dev/token?role=admin)".into()),
+        },
+        stack::Service {
+            name: "relay",
+            package: "event-store",
+            features: "relay-bin",
+            env: vec![
+                ("DATABASE_URL", db.database_url.clone()),
+                ("AMQP_URL", amqp.clone()),
+                ("METRICS_ADDR", "127.0.0.1:9101".into()),
+            ],
+            url: Some("http://127.0.0.1:9101/metrics".into()),
+        },
+    ]
 }
 
 fn env_cargo() -> String {

@@ -10,7 +10,11 @@ use tokio::process::{Child, Command};
 
 /// One process of the stack.
 pub struct Service {
+    /// The binary, and the name before its log lines.
     pub name: &'static str,
+    /// The package that builds it, and the features it needs.
+    pub package: &'static str,
+    pub features: &'static str,
     pub env: Vec<(&'static str, String)>,
     pub url: Option<String>,
 }
@@ -26,13 +30,17 @@ pub async fn run(services: Vec<Service>) -> anyhow::Result<()> {
         return Ok(());
     }
     let root = workspace_root();
-    let mut build = std::process::Command::new(crate::env_cargo());
-    build.arg("build").current_dir(&root);
     for s in &services {
-        build.args(["-p", s.name]);
-    }
-    if !build.status().context("building the services")?.success() {
-        bail!("building the services failed");
+        let mut build = std::process::Command::new(crate::env_cargo());
+        build
+            .args(["build", "--quiet", "-p", s.package, "--bin", s.name])
+            .current_dir(&root);
+        if !s.features.is_empty() {
+            build.args(["--features", s.features]);
+        }
+        if !build.status().context("building the services")?.success() {
+            bail!("building {} failed", s.name);
+        }
     }
     let mut children: Vec<(&'static str, Child)> = Vec::new();
     for s in &services {
@@ -42,7 +50,9 @@ pub async fn run(services: Vec<Service>) -> anyhow::Result<()> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().with_context(|| format!("starting {}", s.name))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", s.name))?;
         if let Some(out) = child.stdout.take() {
             tokio::spawn(prefix_lines(s.name, BufReader::new(out)));
         }
@@ -66,14 +76,19 @@ pub async fn run(services: Vec<Service>) -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
     let outcome = tokio::select! {
         _ = tokio::signal::ctrl_c() => None,
+        _ = terminate.recv() => None,
         (name, status) = first_exit => Some((name, status)),
     };
     for (_, child) in children.iter_mut() {
         if let Some(pid) = child.id() {
             // SIGTERM first, so that services shut down gracefully.
-            let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
         }
     }
     for (name, child) in children.iter_mut() {
