@@ -1,0 +1,111 @@
+//! `GET /api/v1/users/{id}/balances` over `balances_view`: what the user holds now, per
+//! currency. Admin, service and auditor see anyone's; a `user` only its own.
+
+use axum::extract::State;
+use axum::response::Response;
+use ledger::UserId;
+use platform::Principal;
+use serde::Serialize;
+use sqlx::MySqlPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::columns::text;
+use crate::error::ApiError;
+use crate::params::{IfNoneMatch, MinPosition, UserPath};
+use crate::reply::{ETag, Meta};
+use crate::state::AppState;
+
+/// A user's balances as read; what the cache holds.
+#[derive(Debug, Clone)]
+pub(crate) struct BalancesRow {
+    /// In currency order.
+    balances: Vec<Balance>,
+    /// The last position that changed any of them (0: none ever did).
+    position: u64,
+}
+
+/// What a user holds in one currency, in minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub(crate) struct Balance {
+    #[schema(example = "EUR")]
+    pub currency: String,
+    /// Minor units (cents; yen for JPY).
+    pub amount: i64,
+}
+
+/// A user's balances.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BalancesView {
+    #[schema(value_type = String, format = "uuid")]
+    user_id: Uuid,
+    /// Every currency the user ever held, zeros included, in code order.
+    balances: Vec<Balance>,
+}
+
+/// A user's current balances.
+#[utoipa::path(get, path = "/api/v1/users/{id}/balances", tag = "users",
+    params(("id" = String, Path, format = "uuid", description = "The user's id"), crate::openapi::ViewHeaders),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The balances", body = BalancesView,
+            headers(("X-Projection-Position" = u64), ("ETag" = String))),
+        (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 503, response = crate::openapi::Unavailable),
+    ))]
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub(crate) async fn get_balances(
+    State(state): State<AppState>,
+    principal: Principal,
+    UserPath(id): UserPath,
+    MinPosition(min): MinPosition,
+    if_none_match: IfNoneMatch,
+) -> Result<Response, ApiError> {
+    if !principal.may_view_user(id.as_uuid()) {
+        return Err(ApiError::Forbidden);
+    }
+    let position = state.projection.reach(min).await?;
+    let row = state
+        .balances
+        .get_or_load(id.as_uuid(), position, || select(&state.pool, id))
+        .await?
+        .ok_or(ApiError::NotFound { what: "user" })?;
+    let meta = Meta::at(position).etag(ETag::of(row.position));
+    Ok(meta.reply(&if_none_match, || BalancesView {
+        user_id: id.as_uuid(),
+        balances: row.balances.clone(),
+    }))
+}
+
+/// `None` when the user is not in `users_view` (unknown, or not projected yet).
+async fn select(pool: &MySqlPool, id: UserId) -> Result<Option<BalancesRow>, ApiError> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT b.currency, b.amount, b.position FROM users_view u \
+         LEFT JOIN balances_view b ON b.user_id = u.user_id \
+         WHERE u.user_id = ? ORDER BY b.currency",
+    )
+    .bind(id.as_uuid())
+    .fetch_all(pool)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut balances = Vec::with_capacity(rows.len());
+    let mut position = 0;
+    for row in &rows {
+        // The one row of a user without balances carries NULLs from the outer join.
+        let amount: Option<i64> = row.try_get("amount")?;
+        let Some(amount) = amount else { continue };
+        balances.push(Balance {
+            currency: text(row, "currency")?,
+            amount,
+        });
+        position = position.max(row.try_get::<u64, _>("position")?);
+    }
+    Ok(Some(BalancesRow { balances, position }))
+}

@@ -1,0 +1,197 @@
+//! An in-process cache of hot views (a user, a user's balances), invalidated by the
+//! projection, never by a timer.
+//!
+//! Each entry remembers the checkpoint that was current when its row was read. The
+//! projector moves rows and checkpoint in one transaction, so while the checkpoint is
+//! unchanged no row has changed and the entry is exact; once it moves, every entry read
+//! before is stale (it may or may not have changed, and only the database knows). A busy
+//! ledger thus turns the cache over at each projected batch; a quiet one serves repeated
+//! reads without touching the database. Hits and misses are counted per view
+//! (`query_view_cache_hits_total`, `query_view_cache_misses_total`) so the saving can be
+//! measured.
+//!
+//! Rows are cached as read (personal data still sealed); opening happens per request.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use platform::prometheus_client::metrics::counter::Counter;
+use platform::prometheus_client::metrics::family::Family;
+use platform::Metrics;
+use uuid::Uuid;
+
+type ByView = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// The hit and miss counters every view cache shares.
+#[derive(Clone, Default)]
+pub(crate) struct CacheCounters {
+    hits: ByView,
+    misses: ByView,
+}
+
+impl CacheCounters {
+    pub(crate) fn register(metrics: &Metrics) -> Self {
+        let counters = Self::default();
+        metrics.register(
+            "query_view_cache_hits",
+            "View reads answered from the in-process cache, by view",
+            counters.hits.clone(),
+        );
+        metrics.register(
+            "query_view_cache_misses",
+            "View reads that went to the database, by view",
+            counters.misses.clone(),
+        );
+        counters
+    }
+}
+
+struct Entry<V> {
+    checkpoint: u64,
+    value: Arc<V>,
+}
+
+/// One view's cache, keyed by user id.
+pub(crate) struct ViewCache<V> {
+    view: &'static str,
+    capacity: usize,
+    entries: Mutex<HashMap<Uuid, Entry<V>>>,
+    counters: CacheCounters,
+}
+
+impl<V> ViewCache<V> {
+    /// `capacity` 0 disables caching (every read is a miss).
+    pub(crate) fn new(view: &'static str, capacity: usize, counters: CacheCounters) -> Self {
+        Self {
+            view,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+            counters,
+        }
+    }
+
+    /// The value read at `checkpoint`, from memory if an entry was read at exactly that
+    /// checkpoint, else from `load` (`None`: no such row, which is not cached).
+    pub(crate) async fn get_or_load<F, Fut, E>(
+        &self,
+        key: Uuid,
+        checkpoint: u64,
+        load: F,
+    ) -> Result<Option<Arc<V>>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        if let Some(value) = self.get(key, checkpoint) {
+            self.counters
+                .hits
+                .get_or_create(&[("view", self.view)])
+                .inc();
+            return Ok(Some(value));
+        }
+        self.counters
+            .misses
+            .get_or_create(&[("view", self.view)])
+            .inc();
+        let Some(value) = load().await? else {
+            return Ok(None);
+        };
+        let value = Arc::new(value);
+        self.insert(key, checkpoint, Arc::clone(&value));
+        Ok(Some(value))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Entry<V>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, key: Uuid, checkpoint: u64) -> Option<Arc<V>> {
+        let entries = self.lock();
+        let entry = entries.get(&key)?;
+        (entry.checkpoint == checkpoint).then(|| Arc::clone(&entry.value))
+    }
+
+    fn insert(&self, key: Uuid, checkpoint: u64, value: Arc<V>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            // Stale entries go first; they would never hit again.
+            entries.retain(|_, entry| entry.checkpoint == checkpoint);
+            if entries.len() >= self.capacity {
+                let victim = entries.keys().next().copied();
+                if let Some(victim) = victim {
+                    entries.remove(&victim);
+                }
+            }
+        }
+        match entries.get(&key) {
+            // A racing reader already stored a read at a later checkpoint.
+            Some(existing) if existing.checkpoint > checkpoint => {}
+            _ => {
+                entries.insert(key, Entry { checkpoint, value });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(capacity: usize) -> ViewCache<u32> {
+        ViewCache::new("test", capacity, CacheCounters::default())
+    }
+
+    async fn load(cache: &ViewCache<u32>, key: Uuid, checkpoint: u64, value: u32) -> u32 {
+        let got = cache
+            .get_or_load(key, checkpoint, || async {
+                Ok::<_, std::convert::Infallible>(Some(value))
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        *got
+    }
+
+    #[tokio::test]
+    async fn an_entry_serves_its_checkpoint_only() {
+        let cache = cache(10);
+        let key = Uuid::now_v7();
+        assert_eq!(load(&cache, key, 5, 1).await, 1);
+        assert_eq!(load(&cache, key, 5, 2).await, 1, "same checkpoint: cached");
+        assert_eq!(
+            load(&cache, key, 6, 3).await,
+            3,
+            "newer checkpoint: reloaded"
+        );
+        assert_eq!(load(&cache, key, 6, 4).await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_drops_stale_entries_first() {
+        let cache = cache(2);
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        load(&cache, a, 1, 1).await;
+        load(&cache, b, 2, 2).await;
+        load(&cache, c, 2, 3).await;
+        assert_eq!(cache.lock().len(), 2);
+        assert!(!cache.lock().contains_key(&a));
+        assert_eq!(load(&cache, b, 2, 9).await, 2);
+    }
+
+    #[tokio::test]
+    async fn missing_rows_and_capacity_zero_are_not_cached() {
+        let cache = cache(0);
+        let key = Uuid::now_v7();
+        assert_eq!(load(&cache, key, 1, 1).await, 1);
+        assert_eq!(load(&cache, key, 1, 2).await, 2);
+        let none = cache
+            .get_or_load(key, 1, || async { Ok::<Option<u32>, ()>(None) })
+            .await
+            .unwrap();
+        assert!(none.is_none());
+    }
+}

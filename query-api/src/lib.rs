@@ -1,0 +1,180 @@
+//! query-api: the views of API.md over the read tables the projector keeps, read-your-
+//! writes waits, and the audit endpoints over the event log. Writes nothing: no table, no
+//! event, no key.
+//!
+//! A tour:
+//! - [`run`] builds everything from a [`Config`] (`config.rs`) and serves; [`router`] is
+//!   the whole HTTP surface over an [`AppState`] (`state.rs`), for tests and for `run`.
+//! - `users.rs`, `balances.rs`, `transactions.rs`: the views (`users_view`,
+//!   `balances_view`, `transactions_view`), role and ownership checks where the id is
+//!   known; `personal.rs` opens sealed e-mail addresses and names with the keyring
+//!   (`null` and `erased: true` once shredded).
+//! - `audit.rs`: the log page by page, hash-chain verification, and balances as of a time
+//!   or position replayed with `ledger::replay` (roles auditor and admin).
+//! - `wait.rs`: the checkpoint, published on a watch channel by one poller per process
+//!   that runs only while someone waits for `X-Min-Position`; projection lag metrics.
+//! - `cache.rs`: hot views (a user, a user's balances) kept per checkpoint, invalidated
+//!   when it moves, never by a timer; hits and misses counted.
+//! - `reply.rs`: `X-Projection-Position`, strong ETags, 304, `Cache-Control`;
+//!   `params.rs`, `cursor.rs`: query parameters, ids, headers and opaque cursors become
+//!   typed values once; `columns.rs`: how read-table columns decode.
+//! - `error.rs`: `ApiError`, the one mapping to problem+json; `openapi.rs`:
+//!   `/openapi.json`, generated from the handlers.
+//!
+//! The read tables belong to the projector (migration set `migrations/readmodel`); this
+//! crate only reads them, with runtime-checked queries. Never logs personal data: opened
+//! text exists only inside one answer.
+
+mod audit;
+mod balances;
+mod cache;
+mod columns;
+mod config;
+mod cursor;
+mod error;
+mod openapi;
+mod params;
+mod personal;
+mod reply;
+mod state;
+mod transactions;
+mod users;
+mod wait;
+
+use std::future::Future;
+
+use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use event_store::{EventStore, StoreOptions};
+use platform::{Metrics, Readiness};
+use sqlx::mysql::MySqlPoolOptions;
+use tokio::net::TcpListener;
+
+pub use config::{
+    Config, MasterKeySource, Secret, DEFAULT_ADDR, DEFAULT_DATABASE_URL, DEFAULT_PROJECTION,
+    DEV_MASTER_KEYS_FILE,
+};
+pub use error::ApiError;
+pub use openapi::document as openapi_document;
+pub use personal::PersonalData;
+pub use state::{AppState, Settings};
+pub use wait::MAX_WAIT;
+
+/// Connects to the read tables, the event log and the keyring that `config` names and
+/// serves the API on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = state_from(&config).await?;
+    platform::serve(listener, router(state), shutdown).await?;
+    Ok(())
+}
+
+/// The state `run` serves with.
+pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
+    let authenticator = config
+        .auth
+        .authenticator()
+        .context("loading the token keys (JWKS_FILE)")?;
+    let events_url = config
+        .events_database_url
+        .as_ref()
+        .unwrap_or(&config.database_url);
+    let store = EventStore::connect(
+        events_url.expose(),
+        StoreOptions {
+            read_pool_size: config.pool_size,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .context("connecting to the event store (EVENTS_DATABASE_URL or DATABASE_URL)")?;
+    // One pool when the log and the read tables share a database.
+    let pool = match &config.events_database_url {
+        None => store.pool().clone(),
+        Some(_) => MySqlPoolOptions::new()
+            .max_connections(config.pool_size)
+            .connect(config.database_url.expose())
+            .await
+            .context("connecting to the read tables (DATABASE_URL)")?,
+    };
+    let personal = match config.master_key_source()? {
+        MasterKeySource::Configured(master) => {
+            PersonalData::with_master_keys(store.pool().clone(), master)
+        }
+        MasterKeySource::DevFile(path) => {
+            if !path.exists() {
+                tracing::warn!(
+                    path = %path.display(),
+                    "no master keys configured and no dev keys yet: personal data answers 503 until they appear"
+                );
+            }
+            PersonalData::from_dev_file(store.pool().clone(), path)
+        }
+    };
+    Ok(AppState::new(
+        pool,
+        store,
+        personal,
+        authenticator,
+        Metrics::new(),
+        config.settings(),
+    ))
+}
+
+/// Every route: the views, the audit endpoints, `/openapi.json`, `/health/live`,
+/// `/health/ready` (MariaDB answers a query) and `/metrics` (projection lag measured at
+/// each scrape), with platform's middleware around them.
+pub fn router(state: AppState) -> Router {
+    let pool = state.pool.clone();
+    let log = state.store.pool().clone();
+    let readiness = Readiness::new().with_check("mariadb", move || {
+        let (pool, log) = (pool.clone(), log.clone());
+        async move {
+            sqlx::query("SELECT 1").execute(&pool).await?;
+            sqlx::query("SELECT 1").execute(&log).await.map(|_| ())
+        }
+    });
+    let metrics = state.metrics.clone();
+    let api = Router::new()
+        .route("/api/v1/users", get(users::list_users))
+        .route("/api/v1/users/{id}", get(users::get_user))
+        .route("/api/v1/users/{id}/balances", get(balances::get_balances))
+        .route("/api/v1/transactions", get(transactions::list_transactions))
+        .route(
+            "/api/v1/transactions/{id}",
+            get(transactions::get_transaction),
+        )
+        .route("/api/v1/audit/events", get(audit::list_events))
+        .route("/api/v1/audit/verify", get(audit::verify))
+        .route(
+            "/api/v1/audit/users/{id}/balances",
+            get(audit::historic_balances),
+        )
+        .route_layer(from_fn_with_state(state.clone(), reply::stamp_position));
+    let scrape = metrics
+        .router()
+        .layer(from_fn_with_state(state.clone(), measure_lag));
+    let app = api
+        .route("/openapi.json", get(openapi::openapi_json))
+        .with_state(state)
+        .merge(readiness.router())
+        .merge(scrape)
+        .fallback(platform::not_found)
+        .method_not_allowed_fallback(platform::method_not_allowed);
+    platform::observe(app, &metrics)
+}
+
+/// Refreshes the projection lag gauges before `/metrics` renders them.
+async fn measure_lag(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Err(error) = state.projection.measure_lag(&state.store).await {
+        tracing::warn!(error = %error, "measuring the projection lag failed");
+    }
+    next.run(request).await
+}

@@ -1,0 +1,169 @@
+//! `GET /openapi.json`, generated from the handlers' `#[utoipa::path]` attributes and the
+//! DTOs, so the document cannot drift from the code. API.md is the contract it must agree
+//! with; `tests/api/openapi.rs` checks every route is listed.
+
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
+
+use crate::{audit, balances, transactions, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "query-api",
+        description = "The ledger's views and audit endpoints (API.md). Every answer carries \
+            X-Projection-Position, how far the projection had got. X-Min-Position: N (the \
+            position a command returned) waits up to 5 s for the projection to reach N, then \
+            answers 503 projection_lagging. Views carry a strong ETag and answer 304 to a \
+            matching If-None-Match."
+    ),
+    paths(
+        users::list_users,
+        users::get_user,
+        balances::get_balances,
+        transactions::list_transactions,
+        transactions::get_transaction,
+        audit::list_events,
+        audit::verify,
+        audit::historic_balances,
+        openapi_json,
+    ),
+    components(
+        schemas(
+            ProblemDoc, FieldProblemDoc,
+            users::UserView, users::UserPage,
+            balances::BalancesView, balances::Balance,
+            transactions::TransactionView, transactions::TransactionPage,
+            audit::AuditEvent, audit::AuditEventPage, audit::VerifyView, audit::HistoricBalances,
+        ),
+        responses(Unauthenticated, Forbidden, NotFound, ValidationFailed, Unavailable)
+    ),
+    modifiers(&BearerAuth, &Operations),
+    tags(
+        (name = "users", description = "Users and their balances"),
+        (name = "transactions", description = "Deposits, withdrawals, transfers"),
+        (name = "audit", description = "The event log itself: pages, hash-chain verification, replays (auditor, admin)"),
+        (name = "operations", description = "Health, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The generated document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+pub(crate) async fn openapi_json() -> impl IntoResponse {
+    platform::Json(document())
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes platform provides, which carry no `#[utoipa::path]` of ours.
+struct Operations;
+
+impl Modify for Operations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let routes = [
+            ("/health/live", "Liveness", "Live"),
+            (
+                "/health/ready",
+                "Readiness: MariaDB answers",
+                "Ready; 503 unavailable if not",
+            ),
+            (
+                "/metrics",
+                "Prometheus metrics (OpenMetrics text), projection lag and view cache hits included",
+                "Metrics",
+            ),
+        ];
+        for (path, summary, answer) in routes {
+            let operation = OperationBuilder::new()
+                .tag("operations")
+                .summary(Some(summary))
+                .response("200", ResponseBuilder::new().description(answer).build())
+                .build();
+            openapi
+                .paths
+                .add_path_operation(path, vec![HttpMethod::Get], operation);
+        }
+    }
+}
+
+/// The headers every view takes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by the derive only
+pub(crate) struct ViewHeaders {
+    /// Wait (up to 5 s) until the projection has reached this position; 503
+    /// `projection_lagging` with Retry-After if it does not.
+    #[param(rename = "X-Min-Position")]
+    min_position: Option<u64>,
+    /// An ETag of an earlier answer: 304 if it is still current.
+    #[param(rename = "If-None-Match")]
+    if_none_match: Option<String>,
+}
+
+/// RFC 9457 problem details (`application/problem+json`).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ProblemDoc {
+    #[serde(rename = "type")]
+    type_uri: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// Stable machine code, e.g. `projection_lagging`.
+    code: String,
+    /// 422 only.
+    errors: Option<Vec<FieldProblemDoc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct FieldProblemDoc {
+    field: String,
+    code: String,
+    message: String,
+}
+
+macro_rules! problem_responses {
+    ($($name:ident => $description:literal),* $(,)?) => {
+        $(
+            #[derive(ToResponse)]
+            #[response(description = $description, content_type = "application/problem+json")]
+            #[allow(dead_code)]
+            pub(crate) struct $name(ProblemDoc);
+        )*
+    };
+}
+
+problem_responses! {
+    Unauthenticated => "`unauthenticated`: no, bad or expired token (`WWW-Authenticate: Bearer`)",
+    Forbidden => "`forbidden`: role or ownership forbids it",
+    NotFound => "`not_found`: no such user or transaction",
+    ValidationFailed => "`validation_failed` (bad limit, cursor, id, position or time), with `errors: [{field, code, message}]`",
+    Unavailable => "`projection_lagging` (X-Min-Position not reached in 5 s) or `unavailable` (database down), with Retry-After",
+}

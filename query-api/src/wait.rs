@@ -1,0 +1,262 @@
+//! How far the projection has got, and read-your-writes waits (`X-Min-Position`).
+//!
+//! The checkpoint lives in one row of `checkpoints`. [`Projection`] publishes the last
+//! value it read on a `tokio::sync::watch` channel:
+//! - a request that only needs "the current position" reuses a value younger than the
+//!   poll interval, else reads the row itself (one reader at a time; the others take its
+//!   answer), so a burst of requests costs one query per interval, and idle costs none;
+//! - a request that must wait for position N registers as a waiter and awaits the watch.
+//!   One background task per process reads the row every poll interval while anyone
+//!   waits and sleeps on a `Notify` otherwise. No request ever polls the database.
+//!
+//! The published value is the row's, not a running maximum: a projection rebuilt from
+//! scratch may legitimately move back, and the view cache keys on equality.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use event_store::EventStore;
+use platform::prometheus_client::metrics::gauge::Gauge;
+use platform::Metrics;
+use sqlx::MySqlPool;
+use tokio::sync::{watch, Mutex, Notify};
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+
+/// The longest a request waits for `X-Min-Position` (API.md).
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy)]
+struct Observed {
+    position: u64,
+    /// When the row was read; `None` before the first read.
+    at: Option<Instant>,
+}
+
+/// The projection the views follow. Cheap to clone; the last clone dropped stops its
+/// poller.
+#[derive(Clone)]
+pub(crate) struct Projection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: MySqlPool,
+    name: String,
+    poll_interval: Duration,
+    max_wait: Duration,
+    observed: watch::Sender<Observed>,
+    /// Requests waiting for a position; the poller runs while this is above zero.
+    waiters: AtomicUsize,
+    wake: Arc<Notify>,
+    /// One checkpoint read at a time for requests; the rest reuse its result.
+    reading: Mutex<()>,
+    gauges: Gauges,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Lets the poller see that nobody is left and end.
+        self.wake.notify_one();
+    }
+}
+
+#[derive(Clone, Default)]
+struct Gauges {
+    position: Gauge,
+    waiting: Gauge,
+    lag_events: Gauge,
+    lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl Gauges {
+    fn register(metrics: &Metrics) -> Self {
+        let gauges = Self::default();
+        metrics.register(
+            "query_projection_position",
+            "The projection checkpoint last read by this process",
+            gauges.position.clone(),
+        );
+        metrics.register(
+            "query_read_your_writes_waiting",
+            "Requests waiting for X-Min-Position right now",
+            gauges.waiting.clone(),
+        );
+        metrics.register(
+            "query_projection_lag_events",
+            "Events in the log the projection has not applied (log head - checkpoint), read at scrape",
+            gauges.lag_events.clone(),
+        );
+        metrics.register_with_unit(
+            "query_projection_lag",
+            "Age of the oldest event the projection has not applied, read at scrape",
+            platform::prometheus_client::registry::Unit::Seconds,
+            gauges.lag_seconds.clone(),
+        );
+        gauges
+    }
+}
+
+impl Projection {
+    /// Follows `name`'s checkpoint on `pool` and starts the poller (needs a runtime).
+    pub(crate) fn start(
+        pool: MySqlPool,
+        name: String,
+        poll_interval: Duration,
+        max_wait: Duration,
+        metrics: &Metrics,
+    ) -> Self {
+        let wake = Arc::new(Notify::new());
+        let (observed, _) = watch::channel(Observed {
+            position: 0,
+            at: None,
+        });
+        let inner = Arc::new(Inner {
+            pool,
+            name,
+            poll_interval,
+            max_wait,
+            observed,
+            waiters: AtomicUsize::new(0),
+            wake: Arc::clone(&wake),
+            reading: Mutex::new(()),
+            gauges: Gauges::register(metrics),
+        });
+        tokio::spawn(poll(Arc::downgrade(&inner), wake));
+        Self { inner }
+    }
+
+    /// The checkpoint now, give or take one poll interval.
+    pub(crate) async fn current(&self) -> Result<u64, ApiError> {
+        if let Some(position) = self.fresh() {
+            return Ok(position);
+        }
+        let _reading = self.inner.reading.lock().await;
+        if let Some(position) = self.fresh() {
+            return Ok(position);
+        }
+        Ok(self.inner.read().await?)
+    }
+
+    fn fresh(&self) -> Option<u64> {
+        let seen = *self.inner.observed.borrow();
+        let at = seen.at?;
+        (at.elapsed() < self.inner.poll_interval).then_some(seen.position)
+    }
+
+    /// Waits until the checkpoint is at least `min` (bounded by the maximum wait) and
+    /// returns it; `None` asks for no wait. 503 `projection_lagging` on timeout.
+    pub(crate) async fn reach(&self, min: Option<u64>) -> Result<u64, ApiError> {
+        let now = self.current().await?;
+        let Some(min) = min.filter(|&min| min > now) else {
+            return Ok(now);
+        };
+        let mut observed = self.inner.observed.subscribe();
+        let _waiting = Waiting::enter(&self.inner);
+        let reached = tokio::time::timeout(
+            self.inner.max_wait,
+            observed.wait_for(|seen| seen.position >= min),
+        )
+        .await;
+        match reached {
+            Ok(Ok(seen)) => Ok(seen.position),
+            // Timed out (or the sender went away, which it cannot while we hold it).
+            _ => Err(ApiError::ProjectionLagging {
+                wanted: min,
+                reached: self.inner.observed.borrow().position,
+            }),
+        }
+    }
+
+    /// Reads the checkpoint, the log head and the oldest unapplied event's age into the
+    /// lag gauges; run when `/metrics` is scraped, so lag costs nothing between scrapes.
+    pub(crate) async fn measure_lag(&self, store: &EventStore) -> Result<(), ApiError> {
+        let checkpoint = self.inner.read().await?;
+        let head = store.head().await?.map_or(0, |(position, _)| position);
+        let behind = head.saturating_sub(checkpoint);
+        let age = if behind == 0 {
+            0.0
+        } else {
+            match store.read_all(checkpoint, 1).await?.first() {
+                Some(oldest) => {
+                    let age = time::OffsetDateTime::now_utc() - oldest.recorded_at;
+                    age.as_seconds_f64().max(0.0)
+                }
+                None => 0.0,
+            }
+        };
+        let gauges = &self.inner.gauges;
+        gauges.lag_events.set(gauge_value(behind));
+        gauges.lag_seconds.set(age);
+        Ok(())
+    }
+}
+
+fn gauge_value(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Inner {
+    /// Reads the checkpoint row (0 before the projection wrote one) and publishes it.
+    async fn read(&self) -> Result<u64, sqlx::Error> {
+        let position: Option<u64> =
+            sqlx::query_scalar("SELECT position FROM checkpoints WHERE projection = ?")
+                .bind(&self.name)
+                .fetch_optional(&self.pool)
+                .await?;
+        let position = position.unwrap_or(0);
+        self.observed.send_if_modified(|seen| {
+            let moved = seen.position != position || seen.at.is_none();
+            seen.position = position;
+            seen.at = Some(Instant::now());
+            moved
+        });
+        self.gauges.position.set(gauge_value(position));
+        Ok(position)
+    }
+}
+
+/// A registered waiter; leaving (also by cancellation) unregisters it.
+struct Waiting<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Waiting<'a> {
+    fn enter(inner: &'a Inner) -> Self {
+        inner.waiters.fetch_add(1, Ordering::SeqCst);
+        inner.gauges.waiting.inc();
+        // A stored permit if the poller is busy: no wake-up is lost.
+        inner.wake.notify_one();
+        Self { inner }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.inner.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.inner.gauges.waiting.dec();
+    }
+}
+
+/// The one poller of the process: reads the checkpoint every interval while anyone
+/// waits, sleeps otherwise, ends when the projection is dropped.
+async fn poll(inner: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        let Some(projection) = inner.upgrade() else {
+            return;
+        };
+        if projection.waiters.load(Ordering::SeqCst) == 0 {
+            drop(projection);
+            wake.notified().await;
+            continue;
+        }
+        if let Err(error) = projection.read().await {
+            tracing::warn!(%error, projection = %projection.name, "reading the checkpoint failed");
+        }
+        let interval = projection.poll_interval;
+        drop(projection);
+        tokio::time::sleep(interval).await;
+    }
+}

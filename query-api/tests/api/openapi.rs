@@ -1,0 +1,63 @@
+//! `/openapi.json` lists every route of API.md's Views and Audit, plus operations.
+
+use axum::http::StatusCode;
+
+use crate::support::{spawn_app, Req};
+
+#[tokio::test]
+async fn the_document_lists_every_route() {
+    let app = spawn_app().await;
+    let answer = app.send(Req::get("/openapi.json")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.content_type(), "application/json");
+    let doc = answer.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/users",
+        "/api/v1/users/{id}",
+        "/api/v1/users/{id}/balances",
+        "/api/v1/transactions",
+        "/api/v1/transactions/{id}",
+        "/api/v1/audit/events",
+        "/api/v1/audit/verify",
+        "/api/v1/audit/users/{id}/balances",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
+    }
+    let user = &doc["components"]["schemas"]["UserView"]["properties"];
+    for field in [
+        "user_id",
+        "email",
+        "display_name",
+        "status",
+        "erased",
+        "version",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(user[field].is_object(), "UserView.{field}");
+    }
+}
+
+#[tokio::test]
+async fn health_and_unknown_routes_answer_as_platform_does() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.send(Req::get("/health/live")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.send(Req::get("/health/ready")).await.status,
+        StatusCode::OK
+    );
+    app.send(Req::get("/api/v1/nothing"))
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    app.send(Req::get("/api/v1/users").method(axum::http::Method::POST))
+        .await
+        .problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}
