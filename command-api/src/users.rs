@@ -23,8 +23,8 @@ use crate::state::AppState;
 use crate::stream::{self, Loaded};
 
 /// Keyring field names: a sealed value opens only under the field it was sealed for.
-pub const EMAIL_FIELD: &str = "email";
-pub const DISPLAY_NAME_FIELD: &str = "display_name";
+pub const EMAIL_FIELD: &str = ledger::sealed_fields::EMAIL;
+pub const DISPLAY_NAME_FIELD: &str = ledger::sealed_fields::DISPLAY_NAME;
 
 /// `POST /api/v1/users`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -61,5 +61,5 @@ pub use id::{IdError, TransactionId, UserId};
 pub use money::{Amount, AmountError, Balance, Balances, Currency, CurrencyError, CurrencySet};
 pub use reason::{DeactivationReason, ReasonError};
 pub use rejection::Rejection;
-pub use sealed::SealedText;
+pub use sealed::{fields as sealed_fields, SealedText};
 pub use user::{evolve, replay, User, UserStatus};

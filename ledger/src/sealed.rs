@@ -34,3 +34,10 @@ impl fmt::Debug for SealedText {
         write!(f, "SealedText({} bytes)", self.0.len())
     }
 }
+
+/// The field names personal data is sealed under. They are bound into the ciphertext
+/// (associated data), so whoever seals and whoever opens must use the same names.
+pub mod fields {
+    pub const EMAIL: &str = "email";
+    pub const DISPLAY_NAME: &str = "display_name";
+}

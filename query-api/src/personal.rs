@@ -15,8 +15,8 @@ use uuid::Uuid;
 use crate::error::ApiError;
 
 /// The field names command-api seals under (they are bound into the ciphertext).
-pub(crate) const EMAIL_FIELD: &str = "email";
-pub(crate) const DISPLAY_NAME_FIELD: &str = "display_name";
+pub(crate) const EMAIL_FIELD: &str = ledger::sealed_fields::EMAIL;
+pub(crate) const DISPLAY_NAME_FIELD: &str = ledger::sealed_fields::DISPLAY_NAME;
 
 /// The keys that open personal data. Cheap to clone.
 #[derive(Clone)]
