@@ -23,6 +23,8 @@ pub struct AppState {
     pub(crate) authenticator: Authenticator,
     pub(crate) metrics: Metrics,
     pub(crate) counters: CommandCounters,
+    /// Users' states as last loaded: a load reads only newer events.
+    pub(crate) states: crate::stream::StateCache,
     /// Attempts of one command on streams that keep moving (at least 1).
     pub(crate) max_attempts: u32,
 }
@@ -46,6 +48,7 @@ impl AppState {
             authenticator,
             metrics,
             counters,
+            states: crate::stream::StateCache::new(100_000),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
     }

@@ -2,6 +2,9 @@
 //! `ledger::evolve`) and turning decided `LedgerEvent`s into the store's `NewEvent`s.
 //! `ledger` and `event-store` never meet anywhere else.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use event_store::{EventStore, EventType, ExpectedVersion, NewEvent, StreamId, StreamWrite};
 use ledger::{decode, evolve, LedgerEvent, User, UserId};
 use serde_json::Value;
@@ -11,7 +14,44 @@ use crate::error::ApiError;
 /// Events read per round trip.
 const PAGE: u32 = 1_000;
 
+/// Users' folded states as last loaded, so that a load reads only the events appended
+/// since (events never change, so a state at version v plus the events after v is the
+/// state now). Other processes' appends are read like any other; nothing is trusted
+/// that the log does not confirm. Bounded: past `capacity` entries it starts afresh.
+#[derive(Clone)]
+pub(crate) struct StateCache {
+    entries: Arc<Mutex<HashMap<UserId, Loaded>>>,
+    capacity: usize,
+}
+
+impl StateCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            entries: Arc::new(Mutex::new(HashMap::new())),
+            capacity,
+        }
+    }
+
+    fn get(&self, id: UserId) -> Option<Loaded> {
+        self.entries.lock().ok()?.get(&id).cloned()
+    }
+
+    fn put(&self, id: UserId, loaded: &Loaded) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= self.capacity && !entries.contains_key(&id) {
+            entries.clear();
+        }
+        let newer = entries.get(&id).is_none_or(|e| e.version < loaded.version);
+        if newer {
+            entries.insert(id, loaded.clone());
+        }
+    }
+}
+
 /// A user's state and where their stream stands.
+#[derive(Clone)]
 pub(crate) struct Loaded {
     pub(crate) user: User,
     /// The stream's version: its last event's (0 for no events).
@@ -43,13 +83,17 @@ pub(crate) fn stream_id(user_id: UserId) -> Result<StreamId, ApiError> {
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub(crate) async fn load(store: &EventStore, user_id: UserId) -> Result<Loaded, ApiError> {
+pub(crate) async fn load(
+    store: &EventStore,
+    cache: &StateCache,
+    user_id: UserId,
+) -> Result<Loaded, ApiError> {
     let stream_id = stream_id(user_id)?;
-    let mut loaded = Loaded {
+    let mut loaded = cache.get(user_id).unwrap_or(Loaded {
         user: User::default(),
         version: 0,
         position: 0,
-    };
+    });
     loop {
         let page = store
             .read_stream(&stream_id, loaded.version + 1, PAGE)
@@ -70,6 +114,7 @@ pub(crate) async fn load(store: &EventStore, user_id: UserId) -> Result<Loaded, 
             loaded.position = recorded.position;
         }
         if !full {
+            cache.put(user_id, &loaded);
             return Ok(loaded);
         }
     }

@@ -195,7 +195,7 @@ async fn on_one_stream(
     let user_id = command.user_id();
     let command = &command;
     execute(state, name, idempotent, move || async move {
-        let loaded = stream::load(&state.store, user_id).await?;
+        let loaded = stream::load(&state.store, &state.states, user_id).await?;
         let events = decide(&loaded.user, command)?;
         let version = loaded.next_version(&events);
         Ok(Outcome::Append {
@@ -218,8 +218,8 @@ async fn on_two_streams(
     execute(state, "transfer", idempotent, move || async move {
         let (from, to) = (transfer.from_user_id, transfer.to_user_id);
         // A transfer to oneself loads one stream twice; `decide_transfer` refuses it.
-        let payer = stream::load(&state.store, from).await?;
-        let payee = stream::load(&state.store, to).await?;
+        let payer = stream::load(&state.store, &state.states, from).await?;
+        let payee = stream::load(&state.store, &state.states, to).await?;
         let (out, into) = decide_transfer(&payer.user, &payee.user, transfer)?;
         Ok(Outcome::Append {
             request: event_store::AppendRequest {

@@ -58,16 +58,23 @@ impl BenchArgs {
 
 pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     match args.what.as_str() {
-        "append" | "all" => append(db, args).await,
+        "append" => append(db, args).await,
+        "all" => {
+            append(db, args).await?;
+            crate::bench_commands::run(db, args).await
+        }
         "append-probe" => append_probe(db, args).await,
-        other => anyhow::bail!("unknown benchmark {other:?}; known: append, all"),
+        "commands" => crate::bench_commands::run(db, args).await,
+        other => anyhow::bail!(
+            "unknown benchmark {other:?}; known: append, append-probe, commands, all"
+        ),
     }
 }
 
 /// One run's figures.
-struct Sample {
-    per_s: f64,
-    latencies_us: Vec<u64>,
+pub(crate) struct Sample {
+    pub(crate) per_s: f64,
+    pub(crate) latencies_us: Vec<u64>,
 }
 
 #[derive(Serialize)]
@@ -95,14 +102,14 @@ struct AppendReport {
 }
 
 /// A database of its own for the benchmark, dropped at the end.
-struct BenchDatabase {
+pub(crate) struct BenchDatabase {
     server: MySqlConnectOptions,
-    options: MySqlConnectOptions,
-    name: String,
+    pub(crate) options: MySqlConnectOptions,
+    pub(crate) name: String,
 }
 
 impl BenchDatabase {
-    async fn create(db: &DbArgs) -> anyhow::Result<Self> {
+    pub(crate) async fn create(db: &DbArgs) -> anyhow::Result<Self> {
         let owner = MySqlConnectOptions::from_str(&db.database_url)?;
         let server = owner.clone().database("");
         let name = format!("example_bench_{}", uuid::Uuid::new_v4().simple());
@@ -116,6 +123,7 @@ impl BenchDatabase {
             .connect_with(options.clone())
             .await?;
         event_store::migrator().run(&pool).await?;
+        keyring::migrator().run(&pool).await?;
         pool.execute(
             "CREATE TABLE raw_bench (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, \
              stream_id VARCHAR(200) NOT NULL, data LONGTEXT NOT NULL) ENGINE = InnoDB",
@@ -129,7 +137,7 @@ impl BenchDatabase {
         })
     }
 
-    async fn drop_it(self) -> anyhow::Result<()> {
+    pub(crate) async fn drop_it(self) -> anyhow::Result<()> {
         let mut conn = self.server.connect().await?;
         conn.execute(format!("DROP DATABASE IF EXISTS `{}`", self.name).as_str())
             .await?;
@@ -146,7 +154,7 @@ fn payload(task: usize, i: u64) -> serde_json::Value {
     })
 }
 
-async fn raw_run(options: &MySqlConnectOptions, n: usize, seconds: f64) -> anyhow::Result<Sample> {
+pub(crate) async fn raw_run(options: &MySqlConnectOptions, n: usize, seconds: f64) -> anyhow::Result<Sample> {
     let pool = MySqlPoolOptions::new()
         .max_connections(n as u32)
         .min_connections(n as u32)
@@ -267,7 +275,7 @@ async fn store_run(
 /// A warm-up followed by a measured window; operations that finish inside the window
 /// count.
 #[derive(Clone)]
-struct Window {
+pub(crate) struct Window {
     start: Instant,
     warm: Duration,
     end: Duration,
@@ -275,7 +283,7 @@ struct Window {
 }
 
 impl Window {
-    fn new(seconds: f64) -> Arc<Self> {
+    pub(crate) fn new(seconds: f64) -> Arc<Self> {
         let warm = Duration::from_millis(500);
         Arc::new(Self {
             start: Instant::now(),
@@ -286,16 +294,16 @@ impl Window {
     }
 
     /// `None` when the window has closed; otherwise whether the next operation counts.
-    fn next(&self) -> Option<bool> {
+    pub(crate) fn next(&self) -> Option<bool> {
         let now = self.start.elapsed();
         (now < self.end).then_some(now >= self.warm)
     }
 
-    fn still_open(&self) -> bool {
+    pub(crate) fn still_open(&self) -> bool {
         self.start.elapsed() < self.end
     }
 
-    async fn collect(
+    pub(crate) async fn collect(
         self: Arc<Self>,
         tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<u64>>>>,
     ) -> anyhow::Result<Sample> {
@@ -311,7 +319,7 @@ impl Window {
     }
 }
 
-fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }
@@ -319,7 +327,7 @@ fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
     sorted_us[i.min(sorted_us.len() - 1)] as f64 / 1000.0
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     if xs.is_empty() {
         0.0
@@ -328,7 +336,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
@@ -422,7 +430,7 @@ async fn append_in(
     })
 }
 
-fn write_report(file: &str, report: &impl Serialize) -> anyhow::Result<PathBuf> {
+pub(crate) fn write_report(file: &str, report: &impl Serialize) -> anyhow::Result<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(|p| p.join("target").join("bench"))

@@ -10,6 +10,13 @@ use anyhow::{bail, Context};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, MySqlConnection, Row};
 
+/// The read tables (owned by the projector), applied from the files: xtask depends on
+/// no service crate.
+static READ_MODEL: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("../migrations/readmodel")
+};
+
 pub const DEFAULT_DATABASE_URL: &str = "mysql://example:example@127.0.0.1:3306/example";
 pub const DEFAULT_WRITER_URL: &str = "mysql://example_writer:example_writer@127.0.0.1:3306/example";
 const SOCKETS: [&str; 3] = [
@@ -40,6 +47,14 @@ impl DbArgs {
             ),
             Err(_) => "(unparsable DATABASE_URL)".into(),
         }
+    }
+}
+
+/// The same URL naming another database.
+pub fn with_database(url: &str, name: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => url.to_owned(),
     }
 }
 
@@ -131,8 +146,8 @@ pub async fn prepare_test_account(db: &DbArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Creates the database, applies the event-store and keyring migrations and grants the
-/// writer.
+/// Creates the database, applies the event-store, keyring and read-model migrations and
+/// grants the writer.
 pub async fn prepare(db: &DbArgs) -> anyhow::Result<()> {
     prepare_test_account(db).await?;
     let owner = account(&db.database_url, "DATABASE_URL")?;
@@ -159,6 +174,10 @@ pub async fn prepare(db: &DbArgs) -> anyhow::Result<()> {
         .run(&pool)
         .await
         .context("applying keyring/migrations")?;
+    READ_MODEL
+        .run(&pool)
+        .await
+        .context("applying migrations/readmodel")?;
     event_store::grant_writer(&pool, &owner.database, &writer.user, &writer.password)
         .await
         .context("granting the writer account")?;

@@ -9,7 +9,10 @@
 //! accounts and databases; `bench.rs` holds the benchmark.
 
 mod bench;
+mod bench_commands;
 mod database;
+mod e2e;
+mod frontend;
 mod services;
 mod stack;
 
@@ -95,12 +98,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             services::ensure_mariadb().await?;
             services::ensure_rabbitmq().await?;
             database::prepare(&db).await?;
-            println!("event log ready: {}", db.database_url_redacted());
-            let services = dev_services(&db);
-            if services.is_empty() {
-                println!("no services to run yet");
-            }
-            stack::run(services).await?;
+            println!("database ready: {}", db.database_url_redacted());
+            frontend::build_ui()?;
+            stack::run(dev_services(&db, &amqp_url())?).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(db) => {
@@ -114,7 +114,29 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             services::ensure_rabbitmq().await?;
             database::prepare_test_account(&db).await?;
             database::drop_stale_test_databases(&db).await?;
-            run_rust_tests(&db, &rest)
+            e2e::drop_stale_vhosts();
+            let mut passed = 0;
+            let mut failed = Vec::new();
+            let mut suite = |name: &'static str, ok: bool| {
+                if ok {
+                    passed += 1;
+                } else {
+                    failed.push(name);
+                }
+            };
+            suite("rust", run_rust_tests(&db, &rest)?);
+            suite("ui", report(frontend::ui_unit_tests()));
+            suite("e2e", report(e2e::run(&db).await));
+            println!();
+            if !failed.is_empty() {
+                println!("failed suites: {}", failed.join(", "));
+            }
+            println!("suites: {passed} passed, {} failed", failed.len());
+            Ok(if failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Bench { db, bench } => {
             services::ensure_mariadb().await?;
@@ -159,41 +181,89 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The processes `cargo xtask dev` runs, with their settings.
-fn dev_services(db: &database::DbArgs) -> Vec<stack::Service> {
-    let amqp = std::env::var("AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    vec![
+fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn report(result: anyhow::Result<()>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            false
+        }
+    }
+}
+
+/// The processes of the stack (`cargo xtask dev`, and the end-to-end test), with their
+/// settings.
+fn dev_services(db: &database::DbArgs, amqp: &str) -> anyhow::Result<Vec<stack::Service>> {
+    let service = |name: &'static str, package: &'static str, env: Vec<(&'static str, String)>| {
         stack::Service {
-            name: "command-api",
-            package: "command-api",
+            name,
+            package,
             features: "",
-            env: vec![
-                // Commands append as the writer: INSERT/SELECT on the event table only.
-                ("DATABASE_URL", db.writer_url.clone()),
-                ("DEV_TOKENS", "true".into()),
-            ],
+            program: None,
+            args: Vec::new(),
+            env,
+            url: None,
+        }
+    };
+    Ok(vec![
+        stack::Service {
             url: Some("http://127.0.0.1:8081 (commands; GET /dev/token?role=admin)".into()),
+            ..service(
+                "command-api",
+                "command-api",
+                vec![
+                    // Commands append as the writer: INSERT/SELECT on the event table.
+                    ("DATABASE_URL", db.writer_url.clone()),
+                    ("DEV_TOKENS", "true".into()),
+                ],
+            )
         },
         stack::Service {
-            name: "relay",
-            package: "event-store",
             features: "relay-bin",
-            env: vec![
-                ("DATABASE_URL", db.database_url.clone()),
-                ("AMQP_URL", amqp.clone()),
-                ("METRICS_ADDR", "127.0.0.1:9101".into()),
-            ],
             url: Some("http://127.0.0.1:9101/metrics".into()),
+            ..service(
+                "relay",
+                "event-store",
+                vec![
+                    ("DATABASE_URL", db.database_url.clone()),
+                    ("AMQP_URL", amqp.to_owned()),
+                    ("METRICS_ADDR", "127.0.0.1:9101".into()),
+                ],
+            )
         },
-    ]
+        stack::Service {
+            url: Some("http://127.0.0.1:9102/metrics".into()),
+            ..service(
+                "projector",
+                "projector",
+                vec![
+                    ("DATABASE_URL", db.database_url.clone()),
+                    ("AMQP_URL", amqp.to_owned()),
+                    ("METRICS_ADDR", "127.0.0.1:9102".into()),
+                ],
+            )
+        },
+        stack::Service {
+            url: Some("http://127.0.0.1:8082 (views and audit)".into()),
+            ..service(
+                "query-api",
+                "query-api",
+                vec![("DATABASE_URL", db.database_url.clone())],
+            )
+        },
+        frontend::gateway()?,
+    ])
 }
 
 fn env_cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-fn run_rust_tests(db: &database::DbArgs, rest: &[String]) -> anyhow::Result<ExitCode> {
+fn run_rust_tests(db: &database::DbArgs, rest: &[String]) -> anyhow::Result<bool> {
     let nextest = std::process::Command::new(env_cargo())
         .args(["nextest", "--version"])
         .output()
@@ -217,9 +287,5 @@ fn run_rust_tests(db: &database::DbArgs, rest: &[String]) -> anyhow::Result<Exit
     cmd.env("DATABASE_URL", &db.database_url);
     println!("running: {cmd:?}");
     let status = cmd.status().context("running the Rust tests")?;
-    Ok(if status.success() && doc_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(status.success() && doc_ok)
 }

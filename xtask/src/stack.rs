@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -15,6 +16,9 @@ pub struct Service {
     /// The package that builds it, and the features it needs.
     pub package: &'static str,
     pub features: &'static str,
+    /// A program that is not ours to build (the gateway), with its arguments.
+    pub program: Option<String>,
+    pub args: Vec<String>,
     pub env: Vec<(&'static str, String)>,
     pub url: Option<String>,
 }
@@ -25,88 +29,166 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-pub async fn run(services: Vec<Service>) -> anyhow::Result<()> {
-    if services.is_empty() {
-        return Ok(());
-    }
-    let root = workspace_root();
-    for s in &services {
-        let mut build = std::process::Command::new(crate::env_cargo());
-        build
-            .args(["build", "--quiet", "-p", s.package, "--bin", s.name])
-            .current_dir(&root);
-        if !s.features.is_empty() {
-            build.args(["--features", s.features]);
-        }
-        if !build.status().context("building the services")?.success() {
-            bail!("building {} failed", s.name);
-        }
-    }
-    let mut children: Vec<(&'static str, Child)> = Vec::new();
-    for s in &services {
-        let mut cmd = Command::new(root.join("target").join("debug").join(s.name));
-        cmd.current_dir(&root)
-            .envs(s.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", s.name))?;
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(prefix_lines(s.name, BufReader::new(out)));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(prefix_lines(s.name, BufReader::new(err)));
-        }
-        if let Some(url) = &s.url {
-            println!("{:>12} | {url}", s.name);
-        }
-        children.push((s.name, child));
-    }
-    println!("running; Ctrl-C stops everything");
+/// Processes started together and stopped together.
+pub struct Stack {
+    children: Vec<(&'static str, Child)>,
+}
 
-    let first_exit = async {
-        loop {
-            for (name, child) in children.iter_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return (*name, status);
-                }
+impl Stack {
+    /// Builds what is ours to build and starts every service.
+    pub async fn start(services: &[Service]) -> anyhow::Result<Self> {
+        let root = workspace_root();
+        for s in services.iter().filter(|s| s.program.is_none()) {
+            let mut build = std::process::Command::new(crate::env_cargo());
+            build
+                .args(["build", "--quiet", "-p", s.package, "--bin", s.name])
+                .current_dir(&root);
+            if !s.features.is_empty() {
+                build.args(["--features", s.features]);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if !build.status().context("building the services")?.success() {
+                bail!("building {} failed", s.name);
+            }
         }
-    };
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("listening for SIGTERM")?;
-    let outcome = tokio::select! {
-        _ = tokio::signal::ctrl_c() => None,
-        _ = terminate.recv() => None,
-        (name, status) = first_exit => Some((name, status)),
-    };
-    for (_, child) in children.iter_mut() {
-        if let Some(pid) = child.id() {
-            // SIGTERM first, so that services shut down gracefully.
-            let _ = std::process::Command::new("kill")
-                .arg(pid.to_string())
-                .status();
+        let mut stack = Stack {
+            children: Vec::new(),
+        };
+        for s in services {
+            let mut cmd = match &s.program {
+                Some(program) => Command::new(program),
+                None => Command::new(root.join("target").join("debug").join(s.name)),
+            };
+            cmd.args(&s.args)
+                .current_dir(&root)
+                .envs(s.env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            let mut child = cmd.spawn().with_context(|| format!("starting {}", s.name))?;
+            if let Some(out) = child.stdout.take() {
+                tokio::spawn(prefix_lines(s.name, BufReader::new(out)));
+            }
+            if let Some(err) = child.stderr.take() {
+                tokio::spawn(prefix_lines(s.name, BufReader::new(err)));
+            }
+            if let Some(url) = &s.url {
+                println!("{:>12} | {url}", s.name);
+            }
+            stack.children.push((s.name, child));
+        }
+        Ok(stack)
+    }
+
+    /// Waits until every URL answers 200 (or a service exits).
+    pub async fn wait_ready(&mut self, urls: &[&str], limit: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        for url in urls {
+            loop {
+                if let Some((name, status)) = self.exited() {
+                    bail!("{name} exited ({status}) before the stack was ready");
+                }
+                if http_ok(url).await {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!("{url} did not become ready within {limit:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn exited(&mut self) -> Option<(&'static str, std::process::ExitStatus)> {
+        self.children
+            .iter_mut()
+            .find_map(|(name, child)| match child.try_wait() {
+                Ok(Some(status)) => Some((*name, status)),
+                _ => None,
+            })
+    }
+
+    /// Runs until Ctrl-C, SIGTERM or the first service to exit.
+    pub async fn supervise(&mut self) -> anyhow::Result<()> {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?;
+        let first_exit = async {
+            loop {
+                if let Some(exit) = self.exited() {
+                    return exit;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = terminate.recv() => Ok(()),
+            (name, status) = first_exit => Err(anyhow::anyhow!("{name} exited ({status})")),
         }
     }
-    for (name, child) in children.iter_mut() {
-        match tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await {
-            Ok(_) => {}
-            Err(_) => {
+
+    /// SIGTERM to every service (they shut down gracefully), SIGKILL after 10 s.
+    pub async fn stop(mut self) {
+        for (_, child) in self.children.iter_mut() {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+        for (name, child) in self.children.iter_mut() {
+            if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .is_err()
+            {
                 eprintln!("{name} did not stop in 10 s; killing it");
                 let _ = child.kill().await;
             }
         }
     }
+}
+
+/// Starts the stack and keeps it running until Ctrl-C.
+pub async fn run(services: Vec<Service>) -> anyhow::Result<()> {
+    if services.is_empty() {
+        return Ok(());
+    }
+    let mut stack = Stack::start(&services).await?;
+    println!("running; Ctrl-C stops everything");
+    let outcome = stack.supervise().await;
+    stack.stop().await;
     match outcome {
-        Some((name, status)) => bail!("{name} exited ({status}); stopped the rest"),
-        None => {
+        Ok(()) => {
             println!("stopped");
             Ok(())
         }
+        Err(e) => Err(e.context("stopped the rest")),
     }
+}
+
+/// A plain HTTP/1.1 GET on loopback; true on a 2xx answer.
+async fn http_ok(url: &str) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(Ok(mut stream)) =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(host)).await
+    else {
+        return false;
+    };
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut status = String::new();
+    let mut reader = BufReader::new(stream);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut status)).await,
+        Ok(Ok(_))
+    ) && status.split(' ').nth(1).is_some_and(|c| c.starts_with('2'))
 }
 
 async fn prefix_lines<R: tokio::io::AsyncRead + Unpin>(name: &'static str, reader: BufReader<R>) {

@@ -1,0 +1,278 @@
+//! `cargo xtask bench commands`: deposits and transfers over HTTP against a release build
+//! of command-api (real JWTs, real encryption of registrations, the real event store) at
+//! N concurrent keep-alive clients, beside the raw one-row-commit limit of the same run.
+//! Writes `target/bench/commands.json`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use sqlx::mysql::MySqlConnectOptions;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::bench::{
+    median, percentile_ms, raw_run, round2, write_report, BenchArgs, BenchDatabase, Window,
+};
+use crate::database::DbArgs;
+
+#[derive(Serialize)]
+struct Row {
+    concurrency: usize,
+    raw_per_s: f64,
+    commands_per_s: f64,
+    ratio: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    benchmark: &'static str,
+    seconds: f64,
+    runs: usize,
+    cores: usize,
+    results: Vec<Row>,
+}
+
+/// A minimal HTTP/1.1 keep-alive client: enough for a benchmark against our own server.
+struct Client {
+    stream: BufReader<TcpStream>,
+    host: String,
+}
+
+impl Client {
+    async fn connect(addr: &str) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::new(stream),
+            host: addr.to_owned(),
+        })
+    }
+
+    /// Sends a request and returns (status, body).
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.stream.get_mut().write_all(request.as_bytes()).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("a status line")?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse()?;
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+    let root = crate::stack::workspace_root();
+    let status = std::process::Command::new(crate::env_cargo())
+        .args(["build", "--release", "--quiet", "-p", "command-api"])
+        .current_dir(&root)
+        .status()
+        .context("building command-api")?;
+    if !status.success() {
+        bail!("building command-api failed");
+    }
+    let bench_db = BenchDatabase::create(db).await?;
+    let url = crate::database::with_database(&db.database_url, &bench_db.name);
+    let result = measure(&root, &bench_db.options, &url, args).await;
+    bench_db.drop_it().await?;
+    let report = result?;
+    println!();
+    println!(
+        "commands: deposits and transfers over HTTP, {} runs × {} s each, median",
+        args.runs, args.seconds
+    );
+    println!(
+        "{:>11} {:>12} {:>12} {:>7} {:>9} {:>9}",
+        "concurrency", "raw/s", "commands/s", "ratio", "p50 ms", "p99 ms"
+    );
+    for r in &report.results {
+        println!(
+            "{:>11} {:>12.0} {:>12.0} {:>6.2}× {:>9.2} {:>9.2}",
+            r.concurrency, r.raw_per_s, r.commands_per_s, r.ratio, r.p50_ms, r.p99_ms
+        );
+    }
+    let path = write_report("commands.json", &report)?;
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+async fn measure(
+    root: &Path,
+    options: &MySqlConnectOptions,
+    url: &str,
+    args: &BenchArgs,
+) -> anyhow::Result<Report> {
+    let keys_dir = root
+        .join("target")
+        .join("bench")
+        .join(format!("keys-{}", uuid::Uuid::new_v4().simple()));
+    let keys = platform::DevKeys::load_or_create(&keys_dir)?;
+    let token = keys.mint(
+        uuid::Uuid::now_v7(),
+        &[platform::Role::Service],
+        Duration::from_secs(3600),
+        platform::DEV_ISSUER,
+        platform::DEV_AUDIENCE,
+    )?;
+    let addr = "127.0.0.1:18081";
+    let mut server = tokio::process::Command::new(root.join("target/release/command-api"))
+        .current_dir(root)
+        .env("COMMAND_API_ADDR", addr)
+        .env("DATABASE_URL", url)
+        .env("DEV_DIR", &keys_dir)
+        .env("JWKS_FILE", keys_dir.join("jwks.json"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting command-api")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("command-api did not start listening on {addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let result = measure_with(options, args, addr, &token).await;
+    let _ = server.kill().await;
+    let _ = std::fs::remove_dir_all(&keys_dir);
+    result
+}
+
+async fn measure_with(
+    options: &MySqlConnectOptions,
+    args: &BenchArgs,
+    addr: &str,
+    token: &str,
+) -> anyhow::Result<Report> {
+    // Two users per client, funded, before anything is measured.
+    let max = args.concurrency.iter().copied().max().unwrap_or(1);
+    let mut users = Vec::with_capacity(max * 2);
+    let mut client = Client::connect(addr).await?;
+    for i in 0..max * 2 {
+        let body = format!(
+            r#"{{"email":"bench-{i}-{}@example.com","display_name":"Bench {i}"}}"#,
+            uuid::Uuid::new_v4().simple()
+        );
+        let (status, answer) = client.send("POST", "/api/v1/users", token, &body).await?;
+        if status != 201 {
+            bail!("registering a user: {status} {answer}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&answer)?;
+        let id = v["user_id"].as_str().context("user_id")?.to_owned();
+        let body =
+            format!(r#"{{"type":"deposit","user_id":"{id}","amount":100000000,"currency":"EUR"}}"#);
+        let (status, answer) = client
+            .send("POST", "/api/v1/transactions", token, &body)
+            .await?;
+        if status != 201 {
+            bail!("funding a user: {status} {answer}");
+        }
+        users.push(id);
+    }
+
+    let mut results = Vec::new();
+    for &n in &args.concurrency {
+        let mut raw = Vec::new();
+        let mut commands = Vec::new();
+        let mut latencies = Vec::new();
+        for _ in 0..args.runs {
+            raw.push(raw_run(options, n, args.seconds).await?.per_s);
+            let window = Window::new(args.seconds);
+            let mut tasks = Vec::new();
+            for c in 0..n {
+                let (me, other) = (users[2 * c].clone(), users[2 * c + 1].clone());
+                let token = token.to_owned();
+                let addr = addr.to_owned();
+                let window = window.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut client = Client::connect(&addr).await?;
+                    let mut lat = Vec::new();
+                    let mut i = 0u64;
+                    while let Some(measured) = window.next() {
+                        let body = if i % 2 == 0 {
+                            format!(
+                                r#"{{"type":"deposit","user_id":"{me}","amount":100,"currency":"EUR"}}"#
+                            )
+                        } else {
+                            format!(
+                                r#"{{"type":"transfer","from_user_id":"{me}","to_user_id":"{other}","amount":1,"currency":"EUR"}}"#
+                            )
+                        };
+                        let t = Instant::now();
+                        let (status, answer) = client
+                            .send("POST", "/api/v1/transactions", &token, &body)
+                            .await?;
+                        if status != 201 {
+                            bail!("a command failed: {status} {answer}");
+                        }
+                        if measured && window.still_open() {
+                            lat.push(t.elapsed().as_micros() as u64);
+                        }
+                        i += 1;
+                    }
+                    anyhow::Ok(lat)
+                }));
+            }
+            let sample = window.collect(tasks).await?;
+            eprintln!(
+                "  concurrency {n:>3}: {:>8.0} commands/s",
+                sample.per_s
+            );
+            commands.push(sample.per_s);
+            latencies.extend(sample.latencies_us);
+        }
+        latencies.sort_unstable();
+        let raw_per_s = median(raw);
+        let commands_per_s = median(commands);
+        results.push(Row {
+            concurrency: n,
+            raw_per_s: raw_per_s.round(),
+            commands_per_s: commands_per_s.round(),
+            ratio: round2(commands_per_s / raw_per_s.max(1.0)),
+            p50_ms: round2(percentile_ms(&latencies, 0.50)),
+            p99_ms: round2(percentile_ms(&latencies, 0.99)),
+        });
+    }
+    Ok(Report {
+        benchmark: "commands",
+        seconds: args.seconds,
+        runs: args.runs,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        results,
+    })
+}

@@ -1,0 +1,96 @@
+//! The end-to-end test: the whole stack started as `cargo xtask dev` starts it, on a
+//! database and a RabbitMQ vhost of its own (both removed afterwards), driven by
+//! `ui/e2e/e2e.mjs` in real Chromium through the gateway.
+
+use std::process::Command;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::mysql::MySqlConnectOptions;
+use sqlx::{ConnectOptions, Connection, Executor};
+
+use crate::database::DbArgs;
+use crate::stack::Stack;
+
+const VHOST_PREFIX: &str = "example_e2e_";
+
+pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let name = format!("example_e2e_{id}");
+    let owner = MySqlConnectOptions::from_str(&db.database_url)?;
+    let e2e_db = DbArgs {
+        database_url: crate::database::with_database(&db.database_url, &name),
+        writer_url: format!("mysql://example_e2e_w:e2e_writer@127.0.0.1:3306/{name}"),
+    };
+    rabbitmqctl(&["add_vhost", &name])?;
+    rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])?;
+    let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{name}");
+
+    let result = async {
+        crate::database::prepare(&e2e_db).await?;
+        crate::frontend::build_ui()?;
+        let services = crate::dev_services(&e2e_db, &amqp)?;
+        let mut stack = Stack::start(&services).await?;
+        let outcome = async {
+            stack
+                .wait_ready(
+                    &[
+                        "http://127.0.0.1:8081/health/ready",
+                        "http://127.0.0.1:8082/health/ready",
+                        "http://127.0.0.1:9101/health/ready",
+                        "http://127.0.0.1:9102/health/ready",
+                        "http://127.0.0.1:8080/gateway/health",
+                    ],
+                    Duration::from_secs(180),
+                )
+                .await?;
+            crate::frontend::e2e("http://127.0.0.1:8080")
+        }
+        .await;
+        stack.stop().await;
+        outcome
+    }
+    .await;
+
+    // Leave nothing behind, whatever happened.
+    let _ = rabbitmqctl(&["delete_vhost", &name]);
+    let mut conn = owner.database("").connect().await?;
+    conn.execute(format!("DROP DATABASE IF EXISTS `{name}`").as_str())
+        .await?;
+    conn.execute("DROP USER IF EXISTS 'example_e2e_w'@'%'").await?;
+    let _ = conn.close().await;
+    result
+}
+
+fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .context("running rabbitmqctl (RabbitMQ's CLI, from the rabbitmq-server package)")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "rabbitmqctl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Vhosts that interrupted end-to-end runs left behind. (Tests' own `example_t_*` vhosts
+/// are not touched: nothing tells a stale one from one a parallel run is using.)
+pub fn drop_stale_vhosts() {
+    let Ok(out) = Command::new("rabbitmqctl")
+        .args(["list_vhosts", "--quiet", "--no-table-headers"])
+        .output()
+    else {
+        return;
+    };
+    for vhost in String::from_utf8_lossy(&out.stdout).lines() {
+        let vhost = vhost.trim();
+        if vhost.starts_with(VHOST_PREFIX) {
+            let _ = rabbitmqctl(&["delete_vhost", vhost]);
+        }
+    }
+}
