@@ -81,7 +81,14 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
         .auth
         .authenticator()
         .context("loading the token keys (JWKS_FILE)")?;
-    let store = EventStore::connect(config.database_url.expose(), StoreOptions::default())
+    let store = EventStore::connect(
+        config.database_url.expose(),
+        StoreOptions {
+            // Every command reads its streams first: one connection per command in flight.
+            read_pool_size: 32,
+            ..StoreOptions::default()
+        },
+    )
         .await
         .context("connecting to the event store (DATABASE_URL)")?;
     let keys = KeyStore::new(store.pool().clone(), secrets.master_keys);
