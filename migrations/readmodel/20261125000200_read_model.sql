@@ -4,14 +4,16 @@
 -- swaps them in with one RENAME TABLE, so these definitions are the only ones.
 --
 -- Ids are UUIDs as BINARY(16); times DATETIME(6) in UTC; personal data only as the
--- keyring's ciphertext (unreadable once the user's data key is shredded).
+-- keyring's ciphertext (unreadable once the user's data key is shredded). Text columns
+-- use their character set's default (non-binary) collation, so readers get strings;
+-- `projector verify` compares them byte for byte all the same.
 
 -- One row per registered user, as of the last event on their stream.
 CREATE TABLE users_view (
     user_id                 BINARY(16) NOT NULL,
-    email_ciphertext        TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
-    display_name_ciphertext TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
-    status                  VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    email_ciphertext        TEXT CHARACTER SET utf8mb4 NULL,
+    display_name_ciphertext TEXT CHARACTER SET utf8mb4 NULL,
+    status                  VARCHAR(16) CHARACTER SET ascii NOT NULL,
     erased                  BOOL NOT NULL DEFAULT FALSE,
     -- the stream version (what `If-Match` compares), money events included
     version                 BIGINT UNSIGNED NOT NULL,
@@ -27,7 +29,7 @@ CREATE TABLE users_view (
 -- A user's money per currency, in minor units.
 CREATE TABLE balances_view (
     user_id  BINARY(16) NOT NULL,
-    currency CHAR(3) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    currency CHAR(3) CHARACTER SET ascii NOT NULL,
     amount   BIGINT NOT NULL,
     position BIGINT UNSIGNED NOT NULL,
     PRIMARY KEY (user_id, currency)
@@ -38,12 +40,12 @@ CREATE TABLE balances_view (
 -- withdrawals fill `user_id`, transfers `from_user_id` and `to_user_id`.
 CREATE TABLE transactions_view (
     transaction_id BINARY(16) NOT NULL,
-    type           VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    type           VARCHAR(16) CHARACTER SET ascii NOT NULL,
     user_id        BINARY(16) NULL,
     from_user_id   BINARY(16) NULL,
     to_user_id     BINARY(16) NULL,
     amount         BIGINT NOT NULL,
-    currency       CHAR(3) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    currency       CHAR(3) CHARACTER SET ascii NOT NULL,
     position       BIGINT UNSIGNED NOT NULL,
     recorded_at    DATETIME(6) NOT NULL,
     PRIMARY KEY (transaction_id),
@@ -60,7 +62,7 @@ CREATE TABLE transactions_view (
 -- How far each projection has applied the log: every event at or below `position`,
 -- and nothing above it. Written in the same transaction as the rows it covers.
 CREATE TABLE checkpoints (
-    projection VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    projection VARCHAR(64) CHARACTER SET ascii NOT NULL,
     position   BIGINT UNSIGNED NOT NULL,
     updated_at DATETIME(6) NOT NULL,
     PRIMARY KEY (projection)
@@ -69,10 +71,10 @@ CREATE TABLE checkpoints (
 -- Events an operator told a projection to skip (`projector park --position N`): poison
 -- that stopped it. Never swapped by a rebuild: a parked event stays parked.
 CREATE TABLE parked_events (
-    projection VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    projection VARCHAR(64) CHARACTER SET ascii NOT NULL,
     position   BIGINT UNSIGNED NOT NULL,
     event_id   BINARY(16) NULL,
-    event_type VARCHAR(200) CHARACTER SET ascii COLLATE ascii_bin NULL,
+    event_type VARCHAR(200) CHARACTER SET ascii NULL,
     reason     TEXT CHARACTER SET utf8mb4 NOT NULL,
     parked_at  DATETIME(6) NOT NULL,
     PRIMARY KEY (projection, position)

@@ -1,7 +1,14 @@
 //! projector: consumes `queue.example.events`, applies events to the read tables and
-//! advances its checkpoint in the same transaction; rebuild and verify from the log.
-//! Never writes events.
+//! advances its checkpoint in the same transaction; rebuild, verify and park from the
+//! command line. Never writes events. The work is in the library (`lib.rs` has the map).
 
-fn main() {
-    println!("projector: not built yet");
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = projector::Cli::parse();
+    cli.telemetry.init("projector")?;
+    Ok(projector::execute(cli.command, cli.config).await?)
 }

@@ -1,0 +1,265 @@
+//! The command line: one typed [`Config`] (each field also from the environment) and the
+//! subcommands. `main` parses, starts telemetry and calls [`execute`].
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use tokio::net::TcpListener;
+
+use crate::error::Error;
+use crate::rebuild::Progress;
+use crate::tables::DEFAULT_PROJECTION;
+use event_store::relay::{
+    QueueTopology, Topology, DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_DEAD_LETTER_QUEUE,
+    DEFAULT_DELIVERY_LIMIT, DEFAULT_EXCHANGE, DEFAULT_QUEUE,
+};
+
+pub const DEFAULT_DATABASE_URL: &str = "mysql://example:example@127.0.0.1:3306/example";
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9102";
+
+/// `projector [run|rebuild|verify|park]`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "projector",
+    about = "Builds the read tables from the event log: consumes queue.example.events, \
+             rebuilds, verifies, parks poison events."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+    #[command(flatten)]
+    pub telemetry: platform::TelemetryArgs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Consume the queue and keep the read tables current (the default).
+    Run,
+    /// Build the read tables again from the whole log and swap them in, while the live
+    /// projector keeps serving.
+    Rebuild,
+    /// Rebuild into shadow tables and diff them (and ledger::replay of every stream)
+    /// against the live tables; exit code 1 on any difference.
+    Verify,
+    /// Record a poison event's position as parked: projections skip it from now on.
+    Park {
+        /// The event's position in the log.
+        #[arg(long)]
+        position: u64,
+        /// Why, for the record.
+        #[arg(long, default_value = "parked by an operator")]
+        reason: String,
+    },
+}
+
+/// Where the projector reads and writes, and how it consumes.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct Config {
+    /// The database holding the event log and the read tables.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, global = true)]
+    pub amqp_url: String,
+    /// The queue to consume (declared with the relay's arguments if missing).
+    #[arg(long, env = "QUEUE", default_value = DEFAULT_QUEUE, global = true)]
+    pub queue: String,
+    /// The exchange the queue is bound to with `#`.
+    #[arg(long, env = "EXCHANGE", default_value = DEFAULT_EXCHANGE, global = true)]
+    pub exchange: String,
+    #[arg(
+        long,
+        env = "DEAD_LETTER_EXCHANGE",
+        default_value = DEFAULT_DEAD_LETTER_EXCHANGE,
+        global = true
+    )]
+    pub dead_letter_exchange: String,
+    #[arg(
+        long,
+        env = "DEAD_LETTER_QUEUE",
+        default_value = DEFAULT_DEAD_LETTER_QUEUE,
+        global = true
+    )]
+    pub dead_letter_queue: String,
+    /// Deliveries of one message before the queue dead-letters it (must match the relay).
+    #[arg(long, env = "DELIVERY_LIMIT", default_value_t = DEFAULT_DELIVERY_LIMIT, global = true)]
+    pub delivery_limit: u32,
+    /// The projection's name: its checkpoint row and parked positions.
+    #[arg(long, env = "PROJECTION", default_value = DEFAULT_PROJECTION, global = true)]
+    pub projection: String,
+    /// `/metrics`, `/health/live`, `/health/ready`.
+    #[arg(long, env = "METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR, global = true)]
+    pub metrics_addr: SocketAddr,
+    /// Deliveries applied in one transaction at most.
+    #[arg(long, env = "BATCH_SIZE", default_value_t = 500, global = true)]
+    pub batch_size: usize,
+    /// Unacknowledged deliveries the broker may send ahead (about two batches, so the
+    /// next batch arrives while this one commits).
+    #[arg(long, env = "PREFETCH", default_value_t = 1024, global = true)]
+    pub prefetch: u16,
+    /// How long the queue may pause before a partial batch is applied.
+    #[arg(long, env = "BATCH_LINGER_MS", default_value_t = 5, global = true)]
+    pub batch_linger_ms: u64,
+    /// How long the queue may stay quiet before the active consumer compares the
+    /// checkpoint with the log's head (and catches up from the log if it must).
+    #[arg(long, env = "IDLE_MS", default_value_t = 1_000, global = true)]
+    pub idle_ms: u64,
+}
+
+impl Config {
+    /// The defaults, on this database and broker.
+    pub fn new(database_url: impl Into<String>, amqp_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            amqp_url: amqp_url.into(),
+            queue: DEFAULT_QUEUE.into(),
+            exchange: DEFAULT_EXCHANGE.into(),
+            dead_letter_exchange: DEFAULT_DEAD_LETTER_EXCHANGE.into(),
+            dead_letter_queue: DEFAULT_DEAD_LETTER_QUEUE.into(),
+            delivery_limit: DEFAULT_DELIVERY_LIMIT,
+            projection: DEFAULT_PROJECTION.into(),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9102)),
+            batch_size: 500,
+            prefetch: 1024,
+            batch_linger_ms: 5,
+            idle_ms: 1_000,
+        }
+    }
+
+    /// The wire as the relay declares it, with this config's names.
+    pub fn topology(&self) -> Topology {
+        Topology {
+            exchange: self.exchange.clone(),
+            queue: Some(QueueTopology {
+                name: self.queue.clone(),
+                dead_letter_exchange: self.dead_letter_exchange.clone(),
+                dead_letter_queue: self.dead_letter_queue.clone(),
+                delivery_limit: self.delivery_limit,
+            }),
+        }
+    }
+}
+
+/// Runs the subcommand. Reports go to stdout, progress to stderr.
+pub async fn execute(command: Option<Command>, config: Config) -> Result<ExitCode, Error> {
+    match command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let listener = TcpListener::bind(config.metrics_addr)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: config.metrics_addr,
+                    source,
+                })?;
+            crate::run(config, listener, platform::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rebuild => {
+            let mut bar = ProgressLine::new();
+            let report = crate::rebuild(&config, &mut |p| bar.show(p)).await;
+            bar.finish();
+            let report = report?;
+            println!(
+                "rebuilt {} events in {:.1}s ({:.0} events/s); swapped in at position {}, \
+                 caught up to {}",
+                report.events,
+                report.elapsed.as_secs_f64(),
+                report.events as f64 / report.elapsed.as_secs_f64().max(1e-9),
+                report.swapped_at,
+                report.checkpoint
+            );
+            for position in &report.parked {
+                println!("skipped parked position {position}");
+            }
+            if let Some((position, reason)) = &report.poison {
+                println!("stopped catching up at poison position {position}: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify => {
+            let report = crate::verify(&config).await?;
+            for difference in &report.differences {
+                println!("{difference}");
+            }
+            println!(
+                "verified at position {}: {} events, {} users, {} differences",
+                report.position,
+                report.events,
+                report.users,
+                report.differences.len()
+            );
+            Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Park { position, reason } => {
+            let parked = crate::park(&config, position, &reason).await?;
+            println!(
+                "position {} ({}) {} for projection {}; nothing was published",
+                parked.position,
+                parked.event_type,
+                if parked.newly {
+                    "parked"
+                } else {
+                    "was parked already"
+                },
+                config.projection
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// One line on stderr, redrawn in place on a terminal, a line every few seconds
+/// otherwise.
+struct ProgressLine {
+    terminal: bool,
+    last: Option<std::time::Instant>,
+}
+
+impl ProgressLine {
+    fn new() -> Self {
+        Self {
+            terminal: std::io::stderr().is_terminal(),
+            last: None,
+        }
+    }
+
+    fn show(&mut self, p: &Progress) {
+        let every = if self.terminal { 0.2 } else { 5.0 };
+        if self.last.is_some_and(|t| t.elapsed().as_secs_f64() < every) && p.position < p.target {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let percent = if p.target == 0 {
+            100.0
+        } else {
+            p.position as f64 * 100.0 / p.target as f64
+        };
+        let line = format!(
+            "rebuild: position {}/{} ({percent:5.1}%), {} events, {:.0} events/s",
+            p.position,
+            p.target,
+            p.events,
+            p.events_per_second()
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = if self.terminal {
+            write!(err, "\r{line}\x1b[K")
+        } else {
+            writeln!(err, "{line}")
+        };
+        let _ = err.flush();
+    }
+
+    fn finish(&mut self) {
+        if self.terminal && self.last.is_some() {
+            eprintln!();
+        }
+    }
+}

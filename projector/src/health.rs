@@ -1,0 +1,97 @@
+//! What `/health/ready` says: the database answers, the broker is connected, and the
+//! projection is not stopped in front of a poison event.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use platform::Readiness;
+use sqlx::MySqlPool;
+
+use crate::checkpoint::Poison;
+use crate::metrics::{gauge, ProjectorMetrics};
+
+/// Shared between the consumer (which sets it) and the readiness checks (which read it).
+#[derive(Clone, Default)]
+pub(crate) struct Health {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    broker_connected: AtomicBool,
+    poison: Mutex<Option<Poison>>,
+}
+
+/// Why the projection is not ready.
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    #[error("not connected to the broker")]
+    Broker,
+    #[error(
+        "stopped in front of poison event at position {} ({}): {}",
+        .0.position, .0.event_type, .0.reason
+    )]
+    Poisoned(Poison),
+}
+
+impl Health {
+    pub fn set_broker_connected(&self, connected: bool) {
+        self.inner
+            .broker_connected
+            .store(connected, Ordering::Relaxed);
+    }
+
+    pub fn broker_connected(&self) -> bool {
+        self.inner.broker_connected.load(Ordering::Relaxed)
+    }
+
+    pub fn set_poison(&self, poison: Option<Poison>, metrics: &ProjectorMetrics) {
+        metrics.poisoned.set(i64::from(poison.is_some()));
+        metrics
+            .poison_position
+            .set(poison.as_ref().map_or(0, |p| gauge(p.position)));
+        *self
+            .inner
+            .poison
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = poison;
+    }
+
+    pub fn poison(&self) -> Option<Poison> {
+        self.inner
+            .poison
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The readiness checks: `mariadb`, `rabbitmq`, `projection`.
+    pub fn readiness(&self, pool: MySqlPool) -> Readiness {
+        let broker = self.clone();
+        let projection = self.clone();
+        Readiness::new()
+            .with_check("mariadb", move || {
+                let pool = pool.clone();
+                async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
+            })
+            .with_check("rabbitmq", move || {
+                let connected = broker.inner.broker_connected.load(Ordering::Relaxed);
+                async move {
+                    if connected {
+                        Ok(())
+                    } else {
+                        Err(NotReady::Broker)
+                    }
+                }
+            })
+            .with_check("projection", move || {
+                let poison = projection.poison();
+                async move {
+                    match poison {
+                        None => Ok(()),
+                        Some(p) => Err(NotReady::Poisoned(p)),
+                    }
+                }
+            })
+    }
+}

@@ -1,0 +1,221 @@
+//! The projector: turns the event log into the read tables query-api serves.
+//!
+//! It consumes `queue.example.events` (the relay's CloudEvents), applies events to
+//! `users_view`, `balances_view` and `transactions_view` and advances its checkpoint in
+//! the same transaction, so the tables always equal a replay of the log up to the
+//! checkpoint, whatever the broker does. It never writes events, and never trusts the
+//! broker for completeness: gaps are read from the log itself.
+//!
+//! A tour:
+//! - [`run`]: the service (consumer, `/metrics`, `/health/*`); `consume.rs` gathers
+//!   deliveries into batches, acknowledges them, reconnects, declares the relay's
+//!   `event_store::relay::Topology` and waits at poison events.
+//! - `checkpoint.rs`: the exactly-once discipline (checkpoint row lock, duplicates
+//!   skipped, gaps filled from the log, parked positions stepped over, poison stops).
+//! - `apply.rs`: how one decoded event (`ledger::decode`) changes the rows, in memory,
+//!   and the multi-row upserts that write them; `literal.rs` the SQL literals they use.
+//! - `envelope.rs`: a message body into an event to apply.
+//! - [`rebuild()`] (`rebuild.rs`): the log into fresh `*_rebuild` tables, swapped in with
+//!   one `RENAME TABLE`; [`verify()`] (`verify.rs`): the same into `*_verify` tables,
+//!   diffed against the live ones and checked against `ledger::replay` of every stream.
+//! - [`park()`] (`park.rs`): an operator's skip of one poison position.
+//! - [`tables`]: the read tables' names and meaning, for query-api; [`migrator`] applies
+//!   `migrations/readmodel`.
+//! - `health.rs`, `metrics.rs`: readiness (database, broker, not poisoned) and the
+//!   Prometheus series; `cli.rs`: [`Config`], the subcommands, their output.
+//!
+//! Several processes may run: the queue's single active consumer makes one of them
+//! active, and all writers serialise on the checkpoint row anyway.
+
+mod apply;
+mod checkpoint;
+mod cli;
+mod consume;
+mod envelope;
+mod error;
+mod health;
+mod literal;
+mod metrics;
+mod park;
+mod rebuild;
+pub mod tables;
+mod verify;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use event_store::{EventStore, StoreOptions};
+use platform::Metrics;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use cli::{
+    execute, Cli, Command, Config, DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, DEFAULT_METRICS_ADDR,
+};
+pub use error::Error;
+pub use park::Parked;
+pub use rebuild::{Progress, RebuildReport};
+pub use tables::migrator;
+pub use verify::{Difference, VerifyReport};
+
+use crate::checkpoint::Projection;
+use crate::consume::{Consumer, Settings};
+use crate::health::Health;
+use crate::metrics::ProjectorMetrics;
+use crate::tables::TableSet;
+
+/// The service: consumes until `shutdown` completes, serving `/metrics` and
+/// `/health/{live,ready}` on `listener`. Broker and database outages are waited out.
+pub async fn run<F>(config: Config, listener: TcpListener, shutdown: F) -> Result<(), Error>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let metrics = Metrics::new();
+    let projector_metrics = ProjectorMetrics::register(&metrics);
+    let health = Health::default();
+    let pool = read_pool(&config)?;
+    let app = health
+        .readiness(pool.clone())
+        .router()
+        .merge(metrics.router())
+        .fallback(platform::not_found)
+        .method_not_allowed_fallback(platform::method_not_allowed);
+    let app = platform::observe(app, &metrics);
+    let server = tokio::spawn(platform::serve(listener, app, stopped(stop.clone())));
+
+    let Some(store) = connect_log(&config, stop.clone()).await else {
+        return server.await.unwrap_or(Ok(())).map_err(Error::from);
+    };
+    let projection = Projection {
+        pool,
+        store,
+        name: config.projection.clone(),
+        tables: TableSet::live(),
+    };
+    let lag = tokio::spawn(metrics::observe_lag(
+        projection.clone(),
+        projector_metrics.clone(),
+        stop.clone(),
+    ));
+    let consumer = Consumer {
+        projection,
+        settings: Settings {
+            amqp_url: config.amqp_url.clone(),
+            topology: config.topology(),
+            prefetch: config.prefetch,
+            batch_size: config.batch_size.max(1),
+            linger: Duration::from_millis(config.batch_linger_ms),
+            idle: Duration::from_millis(config.idle_ms.max(1)),
+        },
+        metrics: projector_metrics,
+        health,
+    };
+    consumer.run(stop.clone()).await?;
+    let _ = lag.await;
+    server.await.unwrap_or(Ok(())).map_err(Error::from)
+}
+
+/// Builds the read tables again from the log and swaps them in; `progress` hears after
+/// every page written.
+pub async fn rebuild(
+    config: &Config,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<RebuildReport, Error> {
+    let projection = connect(config).await?;
+    rebuild::rebuild(&projection, progress).await
+}
+
+/// Compares the live tables with a rebuild and with `ledger::replay` of every stream.
+pub async fn verify(config: &Config) -> Result<VerifyReport, Error> {
+    let projection = connect(config).await?;
+    verify::verify(&projection).await
+}
+
+/// Parks `position` for the configured projection.
+pub async fn park(config: &Config, position: u64, reason: &str) -> Result<Parked, Error> {
+    let projection = connect(config).await?;
+    park::park(&projection, position, reason).await
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+fn connect_options(config: &Config) -> Result<MySqlConnectOptions, Error> {
+    MySqlConnectOptions::from_str(&config.database_url).map_err(|source| Error::Database {
+        doing: "reading DATABASE_URL",
+        source,
+    })
+}
+
+/// The pool for the read tables. Lazy: a database that is down at start is waited for
+/// like one that goes down later. READ COMMITTED: batches see what the previous batch
+/// committed, and lock only the checkpoint row and what they write.
+fn read_pool(config: &Config) -> Result<sqlx::MySqlPool, Error> {
+    Ok(MySqlPoolOptions::new()
+        .max_connections(8)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(
+                    conn,
+                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                )
+                .await
+                .map(|_| ())
+            })
+        })
+        .connect_lazy_with(connect_options(config)?))
+}
+
+fn store_options() -> StoreOptions {
+    StoreOptions {
+        read_pool_size: 4,
+        ..StoreOptions::default()
+    }
+}
+
+/// The log, retried until it answers or `stop` turns true (`None`).
+async fn connect_log(config: &Config, mut stop: watch::Receiver<bool>) -> Option<EventStore> {
+    let options = connect_options(config).ok()?;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match EventStore::connect_with(options.clone(), store_options()).await {
+            Ok(store) => return Some(store),
+            Err(error) => {
+                tracing::warn!(
+                    error = %error::chain(&error),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "connecting to the event log failed; retrying"
+                );
+                tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => return None,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// For the one-shot subcommands: fail at once if the database is not there.
+async fn connect(config: &Config) -> Result<Projection, Error> {
+    let options = connect_options(config)?;
+    let store = EventStore::connect_with(options, store_options())
+        .await
+        .map_err(Error::log("connecting to the event log"))?;
+    let pool = read_pool(config)?;
+    Ok(Projection {
+        pool,
+        store,
+        name: config.projection.clone(),
+        tables: TableSet::live(),
+    })
+}
