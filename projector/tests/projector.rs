@@ -134,10 +134,13 @@ async fn duplicates_and_reordered_deliveries_change_nothing() {
     .await;
     assert_eq!(env.snapshot().await, before);
     assert_eq!(env.checkpoint().await, head);
-    // Everything past the first copy of each position was a duplicate.
-    assert_eq!(
-        projector.metric("projector_duplicates_skipped_total").await,
-        expected - events.len() as f64
+    // Everything past the first copy of each position was a duplicate. (More may be:
+    // when the queue pauses the projector also catches up from the log, and the copies
+    // of what it read there arrive as duplicates.)
+    let skipped = projector.metric("projector_duplicates_skipped_total").await;
+    assert!(
+        skipped >= expected - events.len() as f64,
+        "{skipped} duplicates skipped"
     );
     projector.stop().await;
 }
