@@ -48,7 +48,11 @@ async fn mint_token(
     }
     let ttl = q.ttl.unwrap_or(3600);
     if !(1..=86_400).contains(&ttl) {
-        errors.push(FieldProblem::new("ttl", "out_of_range", "ttl is 1 to 86400 seconds"));
+        errors.push(FieldProblem::new(
+            "ttl",
+            "out_of_range",
+            "ttl is 1 to 86400 seconds",
+        ));
     }
     let (Some(role), Some(sub), true) = (role, sub, errors.is_empty()) else {
         return Err(Problem::validation_failed(errors));
@@ -65,5 +69,7 @@ async fn mint_token(
             tracing::error!(error = %e, "minting a dev token");
             Problem::internal()
         })?;
-    Ok(Json(serde_json::json!({ "token": token, "sub": sub, "role": q.role })))
+    Ok(Json(
+        serde_json::json!({ "token": token, "sub": sub, "role": q.role }),
+    ))
 }

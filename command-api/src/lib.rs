@@ -89,8 +89,8 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
             ..StoreOptions::default()
         },
     )
-        .await
-        .context("connecting to the event store (DATABASE_URL)")?;
+    .await
+    .context("connecting to the event store (DATABASE_URL)")?;
     let keys = KeyStore::new(store.pool().clone(), secrets.master_keys);
     Ok(AppState::new(
         store,

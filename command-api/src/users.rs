@@ -220,7 +220,9 @@ pub(crate) async fn update_profile(
         "update_profile",
         idempotent.as_ref(),
         move || async move {
-            let loaded = stream::load(&state.store, &state.states, user_id).await?.registered()?;
+            let loaded = stream::load(&state.store, &state.states, user_id)
+                .await?
+                .registered()?;
             if_match.check(loaded.version)?;
             if loaded.user.is_erased() {
                 // Sealing would fail on the shredded key; `decide` has the same rule.
@@ -299,7 +301,9 @@ pub(crate) async fn deactivate_user(
         "deactivate_user",
         idempotent.as_ref(),
         move || async move {
-            let loaded = stream::load(&state.store, &state.states, user_id).await?.registered()?;
+            let loaded = stream::load(&state.store, &state.states, user_id)
+                .await?
+                .registered()?;
             if_match.check(loaded.version)?;
             let command = Command::DeactivateUser(DeactivateUser {
                 user_id,
@@ -350,7 +354,9 @@ pub(crate) async fn erase_personal_data(
         "erase_personal_data",
         idempotent.as_ref(),
         move || async move {
-            let loaded = stream::load(&state.store, &state.states, user_id).await?.registered()?;
+            let loaded = stream::load(&state.store, &state.states, user_id)
+                .await?
+                .registered()?;
             if_match.check(loaded.version)?;
             let command = Command::ErasePersonalData(ErasePersonalData { user_id });
             let events = decide(&loaded.user, &command)?;

@@ -65,9 +65,9 @@ pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
         }
         "append-probe" => append_probe(db, args).await,
         "commands" => crate::bench_commands::run(db, args).await,
-        other => anyhow::bail!(
-            "unknown benchmark {other:?}; known: append, append-probe, commands, all"
-        ),
+        other => {
+            anyhow::bail!("unknown benchmark {other:?}; known: append, append-probe, commands, all")
+        }
     }
 }
 
@@ -154,7 +154,11 @@ fn payload(task: usize, i: u64) -> serde_json::Value {
     })
 }
 
-pub(crate) async fn raw_run(options: &MySqlConnectOptions, n: usize, seconds: f64) -> anyhow::Result<Sample> {
+pub(crate) async fn raw_run(
+    options: &MySqlConnectOptions,
+    n: usize,
+    seconds: f64,
+) -> anyhow::Result<Sample> {
     let pool = MySqlPoolOptions::new()
         .max_connections(n as u32)
         .min_connections(n as u32)

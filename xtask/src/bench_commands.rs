@@ -249,10 +249,7 @@ async fn measure_with(
                 }));
             }
             let sample = window.collect(tasks).await?;
-            eprintln!(
-                "  concurrency {n:>3}: {:>8.0} commands/s",
-                sample.per_s
-            );
+            eprintln!("  concurrency {n:>3}: {:>8.0} commands/s", sample.per_s);
             commands.push(sample.per_s);
             latencies.extend(sample.latencies_us);
         }

@@ -58,7 +58,8 @@ pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
     let mut conn = owner.database("").connect().await?;
     conn.execute(format!("DROP DATABASE IF EXISTS `{name}`").as_str())
         .await?;
-    conn.execute("DROP USER IF EXISTS 'example_e2e_w'@'%'").await?;
+    conn.execute("DROP USER IF EXISTS 'example_e2e_w'@'%'")
+        .await?;
     let _ = conn.close().await;
     result
 }

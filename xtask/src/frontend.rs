@@ -37,7 +37,10 @@ fn apt_install(program: &str, package: &str) -> anyhow::Result<()> {
         bail!("{program} is missing: install the `{package}` package");
     }
     println!("installing {package} (apt-get)");
-    run(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;
+    run(
+        Command::new("apt-get").args(["update", "-qq"]),
+        "apt-get update",
+    )?;
     run(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends", package])
@@ -57,7 +60,10 @@ pub fn ensure_ui_packages() -> anyhow::Result<()> {
     }
     let dir = ui_dir();
     let installed = dir.join("node_modules").join(".package-lock.json");
-    let stale = match (modified(&installed), modified(&dir.join("package-lock.json"))) {
+    let stale = match (
+        modified(&installed),
+        modified(&dir.join("package-lock.json")),
+    ) {
         (Some(i), Some(l)) => i < l,
         _ => true,
     };
@@ -141,7 +147,10 @@ pub fn e2e(base_url: &str) -> anyhow::Result<()> {
         Command::new("node")
             .arg("e2e/e2e.mjs")
             .env("BASE_URL", base_url)
-            .env("SCREENSHOT_DIR", workspace_root().join("docs").join("screenshots"))
+            .env(
+                "SCREENSHOT_DIR",
+                workspace_root().join("docs").join("screenshots"),
+            )
             .current_dir(ui_dir()),
         "the end-to-end test (ui/e2e/e2e.mjs)",
     )

@@ -64,7 +64,9 @@ impl Stack {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true);
-            let mut child = cmd.spawn().with_context(|| format!("starting {}", s.name))?;
+            let mut child = cmd
+                .spawn()
+                .with_context(|| format!("starting {}", s.name))?;
             if let Some(out) = child.stdout.take() {
                 tokio::spawn(prefix_lines(s.name, BufReader::new(out)));
             }
