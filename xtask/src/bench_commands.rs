@@ -224,7 +224,7 @@ async fn measure_with(
                     let mut lat = Vec::new();
                     let mut i = 0u64;
                     while let Some(measured) = window.next() {
-                        let body = if i % 2 == 0 {
+                        let body = if i.is_multiple_of(2) {
                             format!(
                                 r#"{{"type":"deposit","user_id":"{me}","amount":100,"currency":"EUR"}}"#
                             )
