@@ -198,6 +198,9 @@ fn report(result: anyhow::Result<()>) -> bool {
 /// The processes of the stack (`cargo xtask dev`, and the end-to-end test), with their
 /// settings.
 fn dev_services(db: &database::DbArgs, amqp: &str) -> anyhow::Result<Vec<stack::Service>> {
+    // The services check tokens against `.dev/jwks.json`: make the dev key on first use.
+    platform::DevKeys::load_or_create(&stack::workspace_root().join(".dev"))
+        .context("making the dev signing key in .dev/")?;
     let service = |name: &'static str, package: &'static str, env: Vec<(&'static str, String)>| {
         stack::Service {
             name,
