@@ -80,6 +80,7 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     let authenticator = config
         .auth
         .authenticator()
+        .await
         .context("loading the token keys (JWKS_FILE)")?;
     let store = EventStore::connect(
         config.database_url.expose(),

@@ -7,16 +7,19 @@
 //! `iss`, `aud`, `exp` and `sub` are required; `nbf` is checked when present; both time
 //! claims get [`TokenPolicy::leeway`].
 //!
-//! Where keys come from is a [`JwksSource`]: a file (dev: `.dev/jwks.json`) or inline JSON.
-//! Fetching from an identity provider's URL is the seam left open: a caller with an HTTP
-//! client fetches the document and hands it to [`Authenticator::replace_jwks`], which swaps
-//! the keys in place for every clone of the authenticator (rotation without a restart).
+//! Where keys come from is a [`JwksSource`] (a file, dev: `.dev/jwks.json`, or inline JSON)
+//! or a [`RemoteJwks`]: an identity provider's URL, fetched at startup
+//! ([`Authenticator::from_remote`]), refreshed in the background and fetched again when a
+//! token names a `kid` we do not know ([`Authenticator::authenticate`]; at most once per
+//! [`RemoteJwks::min_refetch_interval`]). Every path ends in [`Authenticator::replace_jwks`],
+//! which swaps the keys in place for every clone of the authenticator (rotation without a
+//! restart); a failed refresh keeps the old keys.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
@@ -24,6 +27,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::jwks_remote::{self, FetchError, RemoteJwks};
 use crate::principal::{Principal, Role};
 
 /// Signature algorithms a deployment may pin. Only asymmetric ones: services verify, they
@@ -153,8 +157,8 @@ pub enum JwksSource {
     File(PathBuf),
     /// The document itself, e.g. from an environment variable or a test.
     Inline(String),
-    // A `Url` variant belongs here once a service needs one; it needs an HTTP client this
-    // crate does not have. Until then fetch it outside and pass `Inline`.
+    // A URL is not a variant: it needs fetching (async, retried, refreshed), which
+    // `load` does not do. See `RemoteJwks` and `Authenticator::from_remote`.
 }
 
 impl JwksSource {
@@ -193,6 +197,20 @@ pub enum AuthSetupError {
         algorithm: SigningAlgorithm,
         skipped: usize,
     },
+    #[error("fetching the JWKS from {url} failed ({attempts} attempts over {waited:.1?})")]
+    FetchJwks {
+        url: String,
+        attempts: u32,
+        waited: Duration,
+        #[source]
+        source: FetchError,
+    },
+    #[error("the JWKS from {url} is unusable")]
+    RemoteJwks {
+        url: String,
+        #[source]
+        source: Box<AuthSetupError>,
+    },
 }
 
 /// Why a bearer token was refused. Logged, never sent: every variant answers the same 401.
@@ -225,6 +243,15 @@ struct Inner {
     policy: TokenPolicy,
     validation: Validation,
     keys: RwLock<HashMap<String, DecodingKey>>,
+    remote: Option<Remote>,
+}
+
+/// The provider the keys come from, when they come from one.
+struct Remote {
+    config: RemoteJwks,
+    /// When a fetch for an unknown kid last started. Also serialises those fetches: callers
+    /// that queue behind one find its keys instead of fetching again.
+    last_kid_fetch: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -239,14 +266,77 @@ impl fmt::Debug for Authenticator {
 impl Authenticator {
     /// Builds from a JWKS document.
     pub fn from_jwks_json(jwks: &str, policy: TokenPolicy) -> Result<Self, AuthSetupError> {
+        Self::build(jwks, policy, None)
+    }
+
+    fn build(
+        jwks: &str,
+        policy: TokenPolicy,
+        remote: Option<Remote>,
+    ) -> Result<Self, AuthSetupError> {
         let keys = parse_jwks(jwks, policy.algorithm)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 validation: policy.validation(),
                 policy,
                 keys: RwLock::new(keys),
+                remote,
             }),
         })
+    }
+
+    /// Fetches the JWKS from an identity provider, retrying (with backoff, up to
+    /// [`RemoteJwks::startup_wait`]) while it is unreachable or answers an error, and
+    /// starts the background refresh, which stops once every clone is dropped. A document
+    /// that arrives but has no usable key fails at once: that is configuration, not a
+    /// provider still starting.
+    pub async fn from_remote(
+        remote: RemoteJwks,
+        policy: TokenPolicy,
+    ) -> Result<Self, AuthSetupError> {
+        let started = tokio::time::Instant::now();
+        let mut attempts = 0;
+        let mut backoff = Duration::from_millis(250);
+        let jwks = loop {
+            attempts += 1;
+            match jwks_remote::fetch(&remote.url, remote.request_timeout).await {
+                Ok(jwks) => break jwks,
+                Err(source) => {
+                    let waited = started.elapsed();
+                    if waited + backoff > remote.startup_wait {
+                        return Err(AuthSetupError::FetchJwks {
+                            url: remote.url.to_string(),
+                            attempts,
+                            waited,
+                            source,
+                        });
+                    }
+                    tracing::warn!(url = %remote.url, error = %chain(&source), attempts, "JWKS not available yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let url = remote.url.to_string();
+        let refresh_every = remote.refresh_every;
+        let auth = Self::build(
+            &jwks,
+            policy,
+            Some(Remote {
+                config: remote,
+                last_kid_fetch: tokio::sync::Mutex::new(None),
+            }),
+        )
+        .map_err(|source| AuthSetupError::RemoteJwks {
+            url: url.clone(),
+            source: Box::new(source),
+        })?;
+        tracing::info!(url = %url, kids = ?auth.kids(), "JWKS fetched");
+        tokio::spawn(refresh_periodically(
+            Arc::downgrade(&auth.inner),
+            refresh_every,
+        ));
+        Ok(auth)
     }
 
     /// Builds from wherever the JWKS lives.
@@ -283,7 +373,69 @@ impl Authenticator {
         kids
     }
 
-    /// Checks a compact JWS (without the `Bearer ` prefix) and returns who sent it.
+    /// [`validate`](Self::validate), and when the keys come from a provider and the token
+    /// names a `kid` we do not know, fetches the JWKS again (at most once per
+    /// [`RemoteJwks::min_refetch_interval`]; concurrent callers share one fetch) and
+    /// validates once more. What the extractor uses.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, TokenError> {
+        match self.validate(token) {
+            Err(TokenError::UnknownKid { kid }) if self.inner.remote.is_some() => {
+                if self.fetch_for_unknown_kid(&kid).await {
+                    self.validate(token)
+                } else {
+                    Err(TokenError::UnknownKid { kid })
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether `kid` is known after (perhaps) fetching.
+    async fn fetch_for_unknown_kid(&self, kid: &str) -> bool {
+        let Some(remote) = &self.inner.remote else {
+            return false;
+        };
+        let mut last = remote.last_kid_fetch.lock().await;
+        // Whoever held the lock before us may have fetched this very key.
+        if self.knows(kid) {
+            return true;
+        }
+        if last.is_some_and(|at| at.elapsed() < remote.config.min_refetch_interval) {
+            return false;
+        }
+        *last = Some(tokio::time::Instant::now());
+        match self.refresh_from(&remote.config).await {
+            Ok(count) => tracing::info!(kid, keys = count, "JWKS fetched for an unknown kid"),
+            Err(error) => {
+                tracing::warn!(kid, error = %chain(&error), "fetching the JWKS for an unknown kid failed; keeping the old keys")
+            }
+        }
+        self.knows(kid)
+    }
+
+    async fn refresh_from(&self, remote: &RemoteJwks) -> Result<usize, AuthSetupError> {
+        let fetched = tokio::time::Instant::now();
+        let jwks = jwks_remote::fetch(&remote.url, remote.request_timeout)
+            .await
+            .map_err(|source| AuthSetupError::FetchJwks {
+                url: remote.url.to_string(),
+                attempts: 1,
+                waited: fetched.elapsed(),
+                source,
+            })?;
+        self.replace_jwks(&jwks)
+    }
+
+    fn knows(&self, kid: &str) -> bool {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(kid)
+    }
+
+    /// Checks a compact JWS (without the `Bearer ` prefix) against the keys held now and
+    /// returns who sent it.
     pub fn validate(&self, token: &str) -> Result<Principal, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(TokenError::Header)?;
         let pinned = self.inner.policy.algorithm;
@@ -309,6 +461,41 @@ impl Authenticator {
         };
         claims.into_principal()
     }
+}
+
+/// The background refresh: holds the authenticator only while fetching, so dropping the
+/// last clone ends it at the next tick.
+async fn refresh_periodically(inner: Weak<Inner>, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let auth = Authenticator { inner };
+        let Some(remote) = &auth.inner.remote else {
+            return;
+        };
+        match auth.refresh_from(&remote.config).await {
+            Ok(count) => tracing::debug!(keys = count, "JWKS refreshed"),
+            Err(error) => {
+                tracing::warn!(error = %chain(&error), "refreshing the JWKS failed; keeping the old keys")
+            }
+        }
+    }
+}
+
+/// An error and its sources on one line, for a log field.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The claims we read beyond those jsonwebtoken validates (`iss`, `aud`, `exp`, `nbf`).

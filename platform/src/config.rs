@@ -3,17 +3,38 @@
 //! `main`, so the library itself never touches the environment.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::auth::{AuthSetupError, Authenticator, JwksSource, SigningAlgorithm, TokenPolicy};
 use crate::dev_keys::{DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_FILE};
+use crate::jwks_remote::{JwksUrl, RemoteJwks};
 use crate::telemetry::{self, LogFormat, TelemetryError, DEFAULT_LOG_FILTER};
 
 /// How bearer tokens are checked. The defaults accept the tokens of `cargo xtask token`.
+///
+/// Keys come from `JWKS_FILE` or, for an identity provider, from `JWKS_URL`; setting both
+/// is refused at startup (clap reports the conflict) rather than one silently winning. The
+/// default `JWKS_FILE` does not count: `JWKS_URL` alone is enough.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct AuthArgs {
     /// JWKS file whose keys sign accepted tokens.
     #[arg(long, env = "JWKS_FILE", default_value_t = default_jwks_file())]
     pub jwks_file: String,
+    /// The identity provider's JWKS (plain http://), e.g. Keycloak's
+    /// `http://keycloak:8080/realms/ledger/protocol/openid-connect/certs`. Fetched at
+    /// startup (retried for JWKS_STARTUP_WAIT_SECS), refreshed every JWKS_REFRESH_SECS and
+    /// on a token with an unknown kid (at most once per JWKS_MIN_REFETCH_SECS).
+    #[arg(long, env = "JWKS_URL", conflicts_with = "jwks_file")]
+    pub jwks_url: Option<JwksUrl>,
+    /// Seconds between background refreshes of JWKS_URL.
+    #[arg(long, env = "JWKS_REFRESH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jwks_refresh_secs: u64,
+    /// Least seconds between two fetches of JWKS_URL caused by unknown kids.
+    #[arg(long, env = "JWKS_MIN_REFETCH_SECS", default_value_t = 10)]
+    pub jwks_min_refetch_secs: u64,
+    /// Seconds startup keeps retrying JWKS_URL before it gives up.
+    #[arg(long, env = "JWKS_STARTUP_WAIT_SECS", default_value_t = 30)]
+    pub jwks_startup_wait_secs: u64,
     /// Required `iss` of tokens.
     #[arg(long, env = "JWT_ISSUER", default_value = DEV_ISSUER)]
     pub jwt_issuer: String,
@@ -34,12 +55,27 @@ impl AuthArgs {
         TokenPolicy::new(&self.jwt_issuer, &self.jwt_audience).with_algorithm(self.jwt_algorithm)
     }
 
-    /// Reads the JWKS file and builds the authenticator.
-    pub fn authenticator(&self) -> Result<Authenticator, AuthSetupError> {
-        Authenticator::from_source(
-            &JwksSource::File(PathBuf::from(&self.jwks_file)),
-            self.policy(),
-        )
+    /// Where the keys come from when `JWKS_URL` is set, with the configured timings.
+    pub fn remote_jwks(&self) -> Option<RemoteJwks> {
+        let url = self.jwks_url.clone()?;
+        Some(RemoteJwks {
+            refresh_every: Duration::from_secs(self.jwks_refresh_secs),
+            min_refetch_interval: Duration::from_secs(self.jwks_min_refetch_secs),
+            startup_wait: Duration::from_secs(self.jwks_startup_wait_secs),
+            ..RemoteJwks::new(url)
+        })
+    }
+
+    /// Builds the authenticator: fetches `JWKS_URL` (and keeps refreshing it) when set,
+    /// reads `JWKS_FILE` otherwise. Async because of the fetch; needs a Tokio runtime.
+    pub async fn authenticator(&self) -> Result<Authenticator, AuthSetupError> {
+        match self.remote_jwks() {
+            Some(remote) => Authenticator::from_remote(remote, self.policy()).await,
+            None => Authenticator::from_source(
+                &JwksSource::File(PathBuf::from(&self.jwks_file)),
+                self.policy(),
+            ),
+        }
     }
 }
 
@@ -81,6 +117,30 @@ mod tests {
         assert_eq!(config.auth.jwt_algorithm, SigningAlgorithm::EdDSA);
         assert_eq!(config.auth.jwks_file, ".dev/jwks.json");
         assert_eq!(config.telemetry.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn a_jwks_url_replaces_the_default_file_but_not_an_explicit_one() {
+        let url = "http://keycloak:8080/realms/ledger/protocol/openid-connect/certs";
+        let config = Config::try_parse_from(["svc", "--jwks-url", url]).unwrap();
+        let remote = config.auth.remote_jwks().unwrap();
+        assert_eq!(remote.url.to_string(), url);
+        assert_eq!(remote.refresh_every, Duration::from_secs(300));
+        assert_eq!(remote.min_refetch_interval, Duration::from_secs(10));
+        assert_eq!(remote.startup_wait, Duration::from_secs(30));
+
+        let both = Config::try_parse_from(["svc", "--jwks-url", url, "--jwks-file", "k.json"]);
+        assert_eq!(
+            both.err().map(|e| e.kind()),
+            Some(clap::error::ErrorKind::ArgumentConflict)
+        );
+        assert!(Config::try_parse_from(["svc", "--jwks-url", "https://idp/certs"]).is_err());
+        assert!(Config::try_parse_from(["svc", "--jwks-refresh-secs", "0"]).is_err());
+        assert!(Config::try_parse_from(["svc"])
+            .unwrap()
+            .auth
+            .remote_jwks()
+            .is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | `problem` | [`Problem`], [`FieldProblem`]: RFC 9457 bodies and the generic codes of API.md |
 //! | `json` | [`Json`]: body extractor (415 / 413 over 64 KiB / 400 `malformed_body`) and JSON response |
 //! | `auth` | [`Authenticator`], [`TokenPolicy`], [`JwksSource`]: JWT validation against a JWKS, algorithm pinned |
+//! | `jwks_remote` | [`RemoteJwks`], [`JwksUrl`]: a JWKS fetched from an identity provider over HTTP |
 //! | `principal` | [`Principal`], [`Role`]: the caller, its role predicates, the extractor (401 on failure) |
 //! | `dev_keys` | [`DevKeys`]: the dev Ed25519 key in `.dev/`, its JWKS, token minting for tests and xtask |
 //! | `telemetry` | [`init`]: JSON log lines with `service` and the span's `correlation_id` / `trace_id` |
@@ -58,7 +59,7 @@
 //!         Readiness::new().with_check("mariadb", || async { Ok::<(), std::io::Error>(()) });
 //!     let app = Router::new()
 //!         .route("/api/v1/transactions", post(deposit))
-//!         .with_state(AppState { authenticator: auth.authenticator()? })
+//!         .with_state(AppState { authenticator: auth.authenticator().await? })
 //!         .merge(readiness.router())
 //!         .merge(metrics.router())
 //!         .fallback(platform::not_found)
@@ -75,6 +76,7 @@ mod correlation;
 mod dev_keys;
 mod health;
 mod json;
+mod jwks_remote;
 mod metrics;
 mod principal;
 mod problem;
@@ -92,6 +94,7 @@ pub use dev_keys::{
 };
 pub use health::{BoxError, Readiness, ReadinessReport};
 pub use json::{parse as parse_json, Json, MAX_BODY_BYTES};
+pub use jwks_remote::{FetchError, InvalidJwksUrl, JwksUrl, RemoteJwks};
 pub use metrics::{track_http, Metrics, OPENMETRICS_CONTENT_TYPE};
 pub use principal::{Principal, Role, UnknownRole};
 pub use problem::{FieldProblem, Problem, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};

@@ -168,7 +168,7 @@ where
             return Ok(None);
         };
         let authenticator = Authenticator::from_ref(state);
-        match authenticator.validate(token) {
+        match authenticator.authenticate(token).await {
             Ok(principal) => {
                 tracing::Span::current()
                     .record("subject", tracing::field::display(principal.subject));

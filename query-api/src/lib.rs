@@ -81,6 +81,7 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     let authenticator = config
         .auth
         .authenticator()
+        .await
         .context("loading the token keys (JWKS_FILE)")?;
     let events_url = config
         .events_database_url
