@@ -3,6 +3,13 @@
 //! (bounded, with jittered backoff), so a client sees 409 `concurrency_conflict` only
 //! under pathological contention. A command with `If-Match` re-checks it on every
 //! attempt, so a stream that moved answers 412 instead.
+//!
+//! The first attempt decides on the states this process already holds, without reading
+//! the log ([`Trust::Cache`]): for the usual command the only round trip is the append,
+//! whose expected versions reject a state that was stale. Only an append is checked that
+//! way, so any other outcome of a first attempt (a rejection, 412, "nothing to do") is
+//! decided again on states read from the log before it is answered. A committed append
+//! leaves the states it produced in the cache.
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -15,6 +22,7 @@ use crate::error::ApiError;
 use crate::idempotency::Idempotent;
 use crate::reply::{Answer, Reply};
 use crate::state::AppState;
+use crate::stream::{Loaded, Trust};
 
 /// Attempts of one command before answering 409 `concurrency_conflict`, by default.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
@@ -25,15 +33,17 @@ pub(crate) enum Outcome {
     Append {
         request: AppendRequest,
         answer: Answer,
+        /// Each stream's state once the append commits, in the request's stream order.
+        after: Vec<(ledger::UserId, Loaded)>,
     },
     /// Nothing to append: the command asks for what already holds. Answer at the
     /// position of the stream's last event.
     Unchanged { answer: Answer, position: u64 },
 }
 
-/// Runs `attempt` (load the streams, decide, build the append) until its append commits,
-/// it fails for a reason other than a moved stream, or the state's `max_attempts` are
-/// used up.
+/// Runs `attempt` (load the streams as `Trust` allows, decide, build the append) until its
+/// append commits, it fails for a reason other than a moved stream, or the state's
+/// `max_attempts` are used up.
 /// With an idempotency key, the record is claimed in the same append, and a key already
 /// recorded answers from the record without attempting anything.
 #[tracing::instrument(skip_all, fields(command = command))]
@@ -44,7 +54,7 @@ pub(crate) async fn execute<F, Fut>(
     mut attempt: F,
 ) -> Result<Reply, ApiError>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(Trust) -> Fut,
     Fut: Future<Output = Result<Outcome, ApiError>>,
 {
     let max_attempts = state.max_attempts;
@@ -52,17 +62,29 @@ where
         if let Some(reply) = recorded(state, command, idempotent).await? {
             return Ok(reply);
         }
-        let (mut request, answer) = match attempt().await? {
+        let decided = match attempt(if n == 1 { Trust::Cache } else { Trust::Log }).await {
+            // An append decided on cached states is checked by the log; anything else
+            // decided on them is decided again on states read from it.
+            appended @ Ok(Outcome::Append { .. }) => appended,
+            _ if n == 1 => attempt(Trust::Log).await,
+            other => other,
+        };
+        let (mut request, answer, after) = match decided? {
             Outcome::Unchanged { answer, position } => return Ok(Reply::new(answer, position)),
-            Outcome::Append { request, answer } => (request, answer),
+            Outcome::Append {
+                request,
+                answer,
+                after,
+            } => (request, answer, after),
         };
         if let Some(idempotent) = idempotent {
             request.claims.push(idempotent.claim(&answer));
         }
-        let events = request.streams.iter().map(|s| s.events.len()).sum();
+        let sizes: Vec<usize> = request.streams.iter().map(|s| s.events.len()).collect();
         let error = match state.store.append(request).await {
             Ok(outcome) => {
-                state.counters.appended(command, events);
+                state.counters.appended(command, sizes.iter().sum());
+                remember(state, after, &sizes, outcome.first_position);
                 return Ok(Reply::new(answer, outcome.last_position));
             }
             Err(error) => error,
@@ -87,6 +109,17 @@ where
     Err(ApiError::ConcurrencyConflict {
         attempts: max_attempts,
     })
+}
+
+/// Caches the states a committed append produced. The append's positions are
+/// `first_position` onwards, stream after stream in the request's order.
+fn remember(state: &AppState, after: Vec<(ledger::UserId, Loaded)>, sizes: &[usize], first: u64) {
+    let mut last = first.saturating_sub(1);
+    for ((user_id, mut loaded), size) in after.into_iter().zip(sizes) {
+        last += *size as u64;
+        loaded.position = last;
+        state.states.put(user_id, &loaded);
+    }
 }
 
 async fn recorded(

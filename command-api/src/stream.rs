@@ -14,10 +14,13 @@ use crate::error::ApiError;
 /// Events read per round trip.
 const PAGE: u32 = 1_000;
 
-/// Users' folded states as last loaded, so that a load reads only the events appended
-/// since (events never change, so a state at version v plus the events after v is the
-/// state now). Other processes' appends are read like any other; nothing is trusted
-/// that the log does not confirm. Bounded: past `capacity` entries it starts afresh.
+/// Users' folded states as last loaded or appended. Events never change, so a state at
+/// version v plus the events after v is the state now: a load reads only newer events,
+/// and a first attempt may decide on the cached state without reading at all
+/// ([`Trust::Cache`]). Nothing is trusted that the log does not confirm: an append
+/// decided on a cached state carries its expected version, which the log checks, and
+/// any other answer decided on one is decided again on a state read from the log
+/// (`execute.rs`). Bounded: past `capacity` entries it starts afresh.
 #[derive(Clone)]
 pub(crate) struct StateCache {
     entries: Arc<Mutex<HashMap<UserId, Loaded>>>,
@@ -36,7 +39,8 @@ impl StateCache {
         self.entries.lock().ok()?.get(&id).cloned()
     }
 
-    fn put(&self, id: UserId, loaded: &Loaded) {
+    /// Keeps `loaded` unless a newer state of the user is already kept.
+    pub(crate) fn put(&self, id: UserId, loaded: &Loaded) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
@@ -48,6 +52,15 @@ impl StateCache {
             entries.insert(id, loaded.clone());
         }
     }
+}
+
+/// Whether a load may answer from the cache without asking the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trust {
+    /// A cached state is used as it is; the append's expected version checks it.
+    Cache,
+    /// Events newer than the cached state are read from the log first.
+    Log,
 }
 
 /// A user's state and where their stream stands.
@@ -64,6 +77,16 @@ impl Loaded {
     /// The version after appending `events` at `self.version`.
     pub(crate) fn next_version(&self, events: &[LedgerEvent]) -> u64 {
         self.version + events.len() as u64
+    }
+
+    /// The state once `events` are appended (its position is known only after the
+    /// commit: [`Self::at_position`]).
+    pub(crate) fn after(&self, events: &[LedgerEvent]) -> Self {
+        Self {
+            user: events.iter().fold(self.user.clone(), evolve),
+            version: self.next_version(events),
+            position: self.position,
+        }
     }
 
     /// 404 unless the user was registered. Checked before sealing anything, so an
@@ -87,9 +110,14 @@ pub(crate) async fn load(
     store: &EventStore,
     cache: &StateCache,
     user_id: UserId,
+    trust: Trust,
 ) -> Result<Loaded, ApiError> {
     let stream_id = stream_id(user_id)?;
-    let mut loaded = cache.get(user_id).unwrap_or(Loaded {
+    let cached = cache.get(user_id);
+    if let (Trust::Cache, Some(loaded)) = (trust, &cached) {
+        return Ok(loaded.clone());
+    }
+    let mut loaded = cached.unwrap_or(Loaded {
         user: User::default(),
         version: 0,
         position: 0,

@@ -194,8 +194,8 @@ async fn on_one_stream(
 ) -> Result<Reply, ApiError> {
     let user_id = command.user_id();
     let command = &command;
-    execute(state, name, idempotent, move || async move {
-        let loaded = stream::load(&state.store, &state.states, user_id).await?;
+    execute(state, name, idempotent, move |trust| async move {
+        let loaded = stream::load(&state.store, &state.states, user_id, trust).await?;
         let events = decide(&loaded.user, command)?;
         let version = loaded.next_version(&events);
         Ok(Outcome::Append {
@@ -204,6 +204,7 @@ async fn on_one_stream(
                 claims: Vec::new(),
             },
             answer: Answer::created(recorded(transaction_id), Some(version)),
+            after: vec![(user_id, loaded.after(&events))],
         })
     })
     .await
@@ -215,11 +216,11 @@ async fn on_two_streams(
     metadata: &serde_json::Value,
     transfer: &Transfer,
 ) -> Result<Reply, ApiError> {
-    execute(state, "transfer", idempotent, move || async move {
+    execute(state, "transfer", idempotent, move |trust| async move {
         let (from, to) = (transfer.from_user_id, transfer.to_user_id);
         // A transfer to oneself loads one stream twice; `decide_transfer` refuses it.
-        let payer = stream::load(&state.store, &state.states, from).await?;
-        let payee = stream::load(&state.store, &state.states, to).await?;
+        let payer = stream::load(&state.store, &state.states, from, trust).await?;
+        let payee = stream::load(&state.store, &state.states, to, trust).await?;
         let (out, into) = decide_transfer(&payer.user, &payee.user, transfer)?;
         Ok(Outcome::Append {
             request: event_store::AppendRequest {
@@ -231,6 +232,7 @@ async fn on_two_streams(
             },
             // Two streams, two versions: no single ETag applies.
             answer: Answer::created(recorded(transfer.transaction_id), None),
+            after: vec![(from, payer.after(&out)), (to, payee.after(&into))],
         })
     })
     .await

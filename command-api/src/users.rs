@@ -134,8 +134,8 @@ pub(crate) async fn register_user(
         state,
         "register_user",
         idempotent.as_ref(),
-        move || async move {
-            let loaded = stream::load(&state.store, &state.states, user_id).await?;
+        move |trust| async move {
+            let loaded = stream::load(&state.store, &state.states, user_id, trust).await?;
             if loaded.user.is_registered() {
                 // `decide` says so too; answering first spares sealing for nothing.
                 return Err(Rejection::AlreadyExists { user_id }.into());
@@ -155,6 +155,7 @@ pub(crate) async fn register_user(
             Ok(Outcome::Append {
                 answer: Answer::created(written(user_id, version), Some(version)),
                 request,
+                after: vec![(user_id, loaded.after(&events))],
             })
         },
     )
@@ -219,8 +220,8 @@ pub(crate) async fn update_profile(
         state,
         "update_profile",
         idempotent.as_ref(),
-        move || async move {
-            let loaded = stream::load(&state.store, &state.states, user_id)
+        move |trust| async move {
+            let loaded = stream::load(&state.store, &state.states, user_id, trust)
                 .await?
                 .registered()?;
             if_match.check(loaded.version)?;
@@ -300,8 +301,8 @@ pub(crate) async fn deactivate_user(
         state,
         "deactivate_user",
         idempotent.as_ref(),
-        move || async move {
-            let loaded = stream::load(&state.store, &state.states, user_id)
+        move |trust| async move {
+            let loaded = stream::load(&state.store, &state.states, user_id, trust)
                 .await?
                 .registered()?;
             if_match.check(loaded.version)?;
@@ -353,8 +354,8 @@ pub(crate) async fn erase_personal_data(
         state,
         "erase_personal_data",
         idempotent.as_ref(),
-        move || async move {
-            let loaded = stream::load(&state.store, &state.states, user_id)
+        move |trust| async move {
+            let loaded = stream::load(&state.store, &state.states, user_id, trust)
                 .await?
                 .registered()?;
             if_match.check(loaded.version)?;
@@ -399,6 +400,7 @@ fn append(
             claims,
         },
         answer: Answer::ok(written(user_id, version), Some(version)),
+        after: vec![(user_id, loaded.after(&events))],
     })
 }
 

@@ -111,3 +111,59 @@ impl Drop for TestDatabase {
         let _ = cleanup.join();
     }
 }
+
+/// A TCP relay between a test's clients and MariaDB that the test can cut: every
+/// connection through it, open or new, then fails as if the server had gone away, while
+/// MariaDB itself (shared by every test running in parallel) stays up.
+pub struct SeverableLink {
+    /// Where clients connect instead of MariaDB.
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl SeverableLink {
+    /// A link to the server `options` names, listening on a port of its own.
+    pub async fn to(options: &MySqlConnectOptions) -> Self {
+        let target = format!("{}:{}", options.get_host(), options.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port");
+        let port = listener.local_addr().expect("a bound address").port();
+        let (cut, mut cut_seen) = tokio::sync::watch::channel(false);
+        let watch = cut.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    // Dropping the listener refuses new connections.
+                    _ = cut_seen.wait_for(|cut| *cut) => return,
+                };
+                let Ok((mut client, _)) = accepted else {
+                    continue;
+                };
+                let target = target.clone();
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self { port, cut }
+    }
+
+    /// `options` pointed at this link.
+    pub fn options(&self, options: &MySqlConnectOptions) -> MySqlConnectOptions {
+        options.clone().host("127.0.0.1").port(self.port)
+    }
+
+    /// Closes every connection and refuses new ones, for good.
+    pub fn sever(&self) {
+        let _ = self.cut.send(true);
+    }
+}

@@ -26,6 +26,15 @@ struct Row {
     ratio: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU µs per command of command-api, mariadbd and the load generator (median run).
+    cpu_us_per_command: CpuPerCommand,
+}
+
+#[derive(Serialize, Default, Clone, Copy)]
+struct CpuPerCommand {
+    command_api: f64,
+    mariadbd: f64,
+    load_generator: f64,
 }
 
 #[derive(Serialize)]
@@ -167,7 +176,7 @@ async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let result = measure_with(options, args, addr, &token).await;
+    let result = measure_with(options, args, addr, &token, server.id()).await;
     let _ = server.kill().await;
     let _ = std::fs::remove_dir_all(&keys_dir);
     result
@@ -178,7 +187,13 @@ async fn measure_with(
     args: &BenchArgs,
     addr: &str,
     token: &str,
+    server_pid: Option<u32>,
 ) -> anyhow::Result<Report> {
+    let processes = [
+        ("command-api", server_pid),
+        ("mariadbd", crate::cpu::pid_of("mariadbd")),
+        ("load-generator", Some(std::process::id())),
+    ];
     // Two users per client, funded, before anything is measured.
     let max = args.concurrency.iter().copied().max().unwrap_or(1);
     let mut users = Vec::with_capacity(max * 2);
@@ -210,6 +225,7 @@ async fn measure_with(
         let mut raw = Vec::new();
         let mut commands = Vec::new();
         let mut latencies = Vec::new();
+        let mut cpu = Vec::new();
         for _ in 0..args.runs {
             raw.push(raw_run(options, n, args.seconds).await?.per_s);
             let window = Window::new(args.seconds);
@@ -248,14 +264,41 @@ async fn measure_with(
                     anyhow::Ok(lat)
                 }));
             }
+            let meter = crate::cpu::Meter::start(&processes);
             let sample = window.collect(tasks).await?;
-            eprintln!("  concurrency {n:>3}: {:>8.0} commands/s", sample.per_s);
+            let used = meter.stop();
+            let per_command = |name: &str| {
+                used.iter()
+                    .find(|u| u.process == name)
+                    .map_or(0.0, |u| round2(u.cores * 1e6 / sample.per_s.max(1.0)))
+            };
+            let run_cpu = CpuPerCommand {
+                command_api: per_command("command-api"),
+                mariadbd: per_command("mariadbd"),
+                load_generator: per_command("load-generator"),
+            };
+            eprintln!(
+                "  concurrency {n:>3}: {:>8.0} commands/s; CPU µs per command: command-api {:.0}, \
+                 mariadbd {:.0}, load generator {:.0}",
+                sample.per_s, run_cpu.command_api, run_cpu.mariadbd, run_cpu.load_generator
+            );
+            cpu.push((sample.per_s, run_cpu));
             commands.push(sample.per_s);
             latencies.extend(sample.latencies_us);
         }
         latencies.sort_unstable();
         let raw_per_s = median(raw);
         let commands_per_s = median(commands);
+        // The CPU split of the run whose rate was the median.
+        let cpu_us_per_command = cpu
+            .iter()
+            .min_by(|a, b| {
+                (a.0 - commands_per_s)
+                    .abs()
+                    .total_cmp(&(b.0 - commands_per_s).abs())
+            })
+            .map(|c| c.1)
+            .unwrap_or_default();
         results.push(Row {
             concurrency: n,
             raw_per_s: raw_per_s.round(),
@@ -263,6 +306,7 @@ async fn measure_with(
             ratio: round2(commands_per_s / raw_per_s.max(1.0)),
             p50_ms: round2(percentile_ms(&latencies, 0.50)),
             p99_ms: round2(percentile_ms(&latencies, 0.99)),
+            cpu_us_per_command,
         });
     }
     Ok(Report {

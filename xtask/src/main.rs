@@ -10,6 +10,7 @@
 
 mod bench;
 mod bench_commands;
+mod cpu;
 mod database;
 mod e2e;
 mod frontend;

@@ -6,7 +6,7 @@ use platform::{DEV_AUDIENCE, DEV_ISSUER, MAX_BODY_BYTES};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{spawn_app, Req};
+use crate::support::{spawn_app, spawn_app_behind_link, Req};
 
 #[tokio::test]
 async fn bodies_that_are_not_the_dto_are_malformed() {
@@ -151,12 +151,12 @@ async fn a_malformed_idempotency_key_is_a_validation_failure() {
 
 #[tokio::test]
 async fn a_database_that_is_gone_makes_commands_and_readiness_unavailable() {
-    let app = spawn_app().await;
+    let (app, link) = spawn_app_behind_link().await;
     let ada = app.someone().await;
     app.send(Req::get("/health/ready"))
         .await
         .ok_status(StatusCode::OK);
-    app.store.pool().close().await;
+    link.sever();
     let answer = app.deposit(&ada.token, ada.id, 10).await;
     answer.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     assert!(answer.headers.contains_key(RETRY_AFTER));

@@ -12,6 +12,7 @@ mod concurrency;
 mod erasure;
 mod errors;
 mod idempotency;
+mod replicas;
 mod server;
 mod transactions;
 mod users;

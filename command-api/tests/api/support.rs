@@ -1,5 +1,6 @@
 //! `spawn_app` and typed helpers: one fresh database and app per test.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -7,8 +8,8 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use command_api::AppState;
-use event_store::testing::TestDatabase;
-use event_store::{EventStore, RecordedEvent, StreamId};
+use event_store::testing::{SeverableLink, TestDatabase};
+use event_store::{EventStore, RecordedEvent, StoreOptions, StreamId};
 use keyring::{BlindIndex, KeyStore, KeyStoreOptions, MasterKeys};
 use ledger::{CurrencySet, LedgerEvent, User, UserId};
 use platform::{DevKeys, Metrics, Role, TokenPolicy, DEV_AUDIENCE, DEV_ISSUER};
@@ -17,11 +18,12 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 pub struct TestApp {
-    pub db: TestDatabase,
+    pub db: Arc<TestDatabase>,
     pub router: Router,
     pub tokens: DevKeys,
     pub store: EventStore,
     pub master_key: [u8; 32],
+    blind_index_key: [u8; 32],
 }
 
 pub fn random_key() -> [u8; 32] {
@@ -38,19 +40,53 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(AppState) -> AppState) -> TestApp {
     let db = TestDatabase::with_migrations(&[event_store::migrator(), keyring::migrator()]).await;
     let store = db.store().await;
-    let master_key = random_key();
+    spawn_app_on(
+        Arc::new(db),
+        store,
+        random_key(),
+        random_key(),
+        DevKeys::generate().unwrap(),
+        configure,
+    )
+}
+
+/// A [`SeverableLink`] to MariaDB and an app whose every connection goes through it.
+pub async fn spawn_app_behind_link() -> (TestApp, SeverableLink) {
+    let db = TestDatabase::with_migrations(&[event_store::migrator(), keyring::migrator()]).await;
+    let link = SeverableLink::to(&db.options).await;
+    let store = EventStore::connect_with(link.options(&db.options), StoreOptions::default())
+        .await
+        .unwrap();
+    let app = spawn_app_on(
+        Arc::new(db),
+        store,
+        random_key(),
+        random_key(),
+        DevKeys::generate().unwrap(),
+        |state| state,
+    );
+    (app, link)
+}
+
+fn spawn_app_on(
+    db: Arc<TestDatabase>,
+    store: EventStore,
+    master_key: [u8; 32],
+    blind_index_key: [u8; 32],
+    tokens: DevKeys,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> TestApp {
     let keys = KeyStore::new(
         store.pool().clone(),
         MasterKeys::from_keys([(1, master_key)]).unwrap(),
     );
-    let tokens = DevKeys::generate().unwrap();
     let authenticator = tokens
         .authenticator(TokenPolicy::new(DEV_ISSUER, DEV_AUDIENCE))
         .unwrap();
     let state = AppState::new(
         store.clone(),
         keys,
-        BlindIndex::new(random_key()),
+        BlindIndex::new(blind_index_key),
         CurrencySet::default(),
         authenticator,
         Metrics::new(),
@@ -61,6 +97,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(AppState) -> AppState) -> Tes
         tokens,
         store,
         master_key,
+        blind_index_key,
     }
 }
 
@@ -214,6 +251,20 @@ pub struct Someone {
 }
 
 impl TestApp {
+    /// A second instance of the service on the same database, with its own event store
+    /// (batcher, pool) and its own caches, as another process would have: the same keys.
+    pub async fn replica(&self) -> TestApp {
+        let store = self.db.store().await;
+        spawn_app_on(
+            self.db.clone(),
+            store,
+            self.master_key,
+            self.blind_index_key,
+            self.tokens.clone(),
+            |state| state,
+        )
+    }
+
     pub fn token(&self, role: Role, sub: Uuid) -> String {
         self.tokens
             .mint(
