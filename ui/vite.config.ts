@@ -10,6 +10,8 @@ const proxy = {
   '/api': { target: gateway, changeOrigin: false },
   '/dev/token': { target: gateway, changeOrigin: false },
   '/openapi': { target: gateway, changeOrigin: false },
+  // The runtime config the gateway renders (OpenID Connect settings).
+  '/config.json': { target: gateway, changeOrigin: false },
 };
 
 export default defineConfig({

@@ -20,6 +20,10 @@
 #   GATEWAY_TLS_LISTEN    127.0.0.1:8443          (only with TLS)
 #   GATEWAY_TLS_CERT      (unset: TLS off)        absolute path, PEM chain
 #   GATEWAY_TLS_KEY       (unset: TLS off)        absolute path, PEM key
+#   GATEWAY_OIDC_ISSUER   (unset: dev sign-in only) the identity provider's issuer URL;
+#                         served to the UI in /config.json and allowed in CSP connect-src
+#   GATEWAY_OIDC_CLIENT_ID ledger-ui
+#   GATEWAY_OIDC_SCOPE    openid
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -42,6 +46,9 @@ prefix=$(cd "$prefix" && pwd)
 : "${GATEWAY_TLS_LISTEN:=127.0.0.1:8443}"
 : "${GATEWAY_TLS_CERT:=}"
 : "${GATEWAY_TLS_KEY:=}"
+: "${GATEWAY_OIDC_ISSUER:=}"
+: "${GATEWAY_OIDC_CLIENT_ID:=ledger-ui}"
+: "${GATEWAY_OIDC_SCOPE:=openid}"
 
 case "$GATEWAY_UI_ROOT" in
     /*) ;;
@@ -51,6 +58,27 @@ if { [ -n "$GATEWAY_TLS_CERT" ] && [ -z "$GATEWAY_TLS_KEY" ]; } ||
    { [ -z "$GATEWAY_TLS_CERT" ] && [ -n "$GATEWAY_TLS_KEY" ]; }; then
     echo "set both GATEWAY_TLS_CERT and GATEWAY_TLS_KEY, or neither" >&2
     exit 2
+fi
+
+# The UI's runtime config (/config.json) and the origins its scripts may fetch from. The
+# values end up inside an nginx string and a JSON string: only URL-safe characters pass.
+if [ -n "$GATEWAY_OIDC_ISSUER" ]; then
+    if ! printf '%s' "$GATEWAY_OIDC_ISSUER" | grep -Eq '^https?://[A-Za-z0-9._~:/?#@!&()*+,;=%-]+$'; then
+        echo "GATEWAY_OIDC_ISSUER must be an http(s) URL without quotes, spaces, \$ or braces: $GATEWAY_OIDC_ISSUER" >&2
+        exit 2
+    fi
+    for v in "$GATEWAY_OIDC_CLIENT_ID" "$GATEWAY_OIDC_SCOPE"; do
+        if ! printf '%s' "$v" | grep -Eq '^[A-Za-z0-9._:/ -]+$'; then
+            echo "GATEWAY_OIDC_CLIENT_ID and GATEWAY_OIDC_SCOPE take letters, digits, spaces and ._:/- only: $v" >&2
+            exit 2
+        fi
+    done
+    oidc_origin=$(printf '%s' "$GATEWAY_OIDC_ISSUER" | sed -E 's#^(https?://[^/?#]+).*#\1#')
+    GATEWAY_UI_CONFIG="{\"oidc\":{\"issuer\":\"$GATEWAY_OIDC_ISSUER\",\"client_id\":\"$GATEWAY_OIDC_CLIENT_ID\",\"scope\":\"$GATEWAY_OIDC_SCOPE\"}}"
+    GATEWAY_CSP_CONNECT_SRC="'self' $oidc_origin"
+else
+    GATEWAY_UI_CONFIG="{}"
+    GATEWAY_CSP_CONNECT_SRC="'self'"
 fi
 
 # sed replacement text: escape the delimiter, '&' and backslashes.
@@ -69,6 +97,8 @@ render() {
         -e "s|\${GATEWAY_TLS_LISTEN}|$(esc "$GATEWAY_TLS_LISTEN")|g" \
         -e "s|\${GATEWAY_TLS_CERT}|$(esc "$GATEWAY_TLS_CERT")|g" \
         -e "s|\${GATEWAY_TLS_KEY}|$(esc "$GATEWAY_TLS_KEY")|g" \
+        -e "s|\${GATEWAY_UI_CONFIG}|$(esc "$GATEWAY_UI_CONFIG")|g" \
+        -e "s|\${GATEWAY_CSP_CONNECT_SRC}|$(esc "$GATEWAY_CSP_CONNECT_SRC")|g" \
         "$1" > "$2"
     if grep -nE '\$\{GATEWAY_[A-Z_]+\}' "$2" >&2; then
         echo "unreplaced placeholder in $2" >&2
@@ -84,4 +114,4 @@ rm -f "$prefix/conf/tls.d/tls.conf"
 if [ -n "$GATEWAY_TLS_CERT" ]; then
     render "$here/tls.conf" "$prefix/conf/tls.d/tls.conf"
 fi
-echo "rendered gateway config into $prefix/conf (TLS $( [ -n "$GATEWAY_TLS_CERT" ] && echo on || echo off ))"
+echo "rendered gateway config into $prefix/conf (TLS $( [ -n "$GATEWAY_TLS_CERT" ] && echo on || echo off ), OpenID Connect $( [ -n "$GATEWAY_OIDC_ISSUER" ] && echo "$GATEWAY_OIDC_ISSUER" || echo off ))"

@@ -5,11 +5,13 @@ import { Link } from './components/Link';
 import { AppContext, type AppContextValue } from './context';
 import { AuditPage } from './pages/Audit';
 import { MoneyPage } from './pages/Money';
+import { OidcCallbackPage } from './pages/OidcCallback';
 import { SignInPage } from './pages/SignIn';
 import { UserPage } from './pages/UserDetail';
 import { UsersPage } from './pages/Users';
 import { navigate, useRoute, type Route } from './router';
-import { canAudit, canCommand, canListUsers, loadSession, saveSession, type Session } from './session';
+import { loadRuntimeConfig, type RuntimeConfig } from './runtimeConfig';
+import { canAudit, canCommand, canListUsers, loadSession, millisUntilExpiry, saveSession, type Session } from './session';
 
 export function App() {
   const [session, setSession] = useState<Session | null>(() => loadSession());
@@ -40,7 +42,30 @@ export function App() {
     navigate(s.role === 'user' ? `/users/${s.sub}` : s.role === 'auditor' ? '/audit' : '/users');
   }, []);
 
-  const ctx: AppContextValue = useMemo(() => ({ client, session, signIn, signOut }), [client, session, signIn, signOut]);
+  const [runtime, setRuntime] = useState<RuntimeConfig | null>(null);
+  useEffect(() => {
+    let live = true;
+    void loadRuntimeConfig().then((c) => {
+      if (live) setRuntime(c);
+    });
+    return () => {
+      live = false;
+    };
+  }, []);
+
+  // An expired token is refused by the APIs anyway; sign out when it expires rather than
+  // on the next failed request.
+  useEffect(() => {
+    const ms = session ? millisUntilExpiry(session) : undefined;
+    if (ms === undefined) return;
+    const timer = setTimeout(() => signOut('Your session has expired. Please sign in again.'), ms);
+    return () => clearTimeout(timer);
+  }, [session, signOut]);
+
+  const ctx: AppContextValue = useMemo(
+    () => ({ client, session, signIn, signOut, oidc: runtime?.oidc ?? null, configReady: runtime !== null }),
+    [client, session, signIn, signOut, runtime],
+  );
   const route = useRoute();
 
   // Move focus to the new page's heading so screen readers announce the navigation.
@@ -119,6 +144,7 @@ function Nav({ route, session }: { route: Route; session: Session }) {
 
 function Page({ route, session }: { route: Route; session: Session | null }) {
   useEffect(() => {
+    if (route.page === 'callback') return;
     if (!session && route.page !== 'signin') navigate('/signin', true);
     else if (session && route.page === 'home') {
       navigate(session.role === 'user' ? `/users/${session.sub}` : session.role === 'auditor' ? '/audit' : '/users', true);
@@ -127,6 +153,7 @@ function Page({ route, session }: { route: Route; session: Session | null }) {
     }
   }, [route, session]);
 
+  if (route.page === 'callback') return <OidcCallbackPage />;
   if (!session || route.page === 'signin') return <SignInPage />;
   switch (route.page) {
     case 'home':

@@ -1,5 +1,6 @@
 import { createContext, useContext } from 'react';
 import type { ApiClient } from './api';
+import type { OidcSettings } from './oidc';
 import type { Session } from './session';
 
 export interface AppContextValue {
@@ -7,6 +8,10 @@ export interface AppContextValue {
   session: Session | null;
   signIn: (s: Session) => void;
   signOut: (reason?: string) => void;
+  /** OpenID Connect sign-in, when the gateway's /config.json configures it. */
+  oidc: OidcSettings | null;
+  /** False until /config.json has been read (or found missing). */
+  configReady: boolean;
 }
 
 export const AppContext = createContext<AppContextValue | null>(null);

@@ -3,7 +3,7 @@ import { parseRoute, routePath } from './router';
 
 describe('routes', () => {
   it('parses and prints every page', () => {
-    for (const path of ['/', '/signin', '/users', '/users/abc-1', '/money', '/money?user=u1', '/audit']) {
+    for (const path of ['/', '/signin', '/signin/callback', '/users', '/users/abc-1', '/money', '/money?user=u1', '/audit']) {
       const [p, q] = path.split('?');
       expect(routePath(parseRoute(p, q ? `?${q}` : ''))).toBe(path);
     }

@@ -5,6 +5,7 @@ import { useEffect, useState } from 'react';
 export type Route =
   | { page: 'home' }
   | { page: 'signin' }
+  | { page: 'callback' }
   | { page: 'users' }
   | { page: 'user'; id: string }
   | { page: 'money'; userId?: string }
@@ -15,6 +16,8 @@ export function parseRoute(pathname: string, search = ''): Route {
   const path = pathname.replace(/\/+$/, '') || '/';
   if (path === '/') return { page: 'home' };
   if (path === '/signin') return { page: 'signin' };
+  // Where the identity provider sends the browser back (OpenID Connect redirect_uri).
+  if (path === '/signin/callback') return { page: 'callback' };
   if (path === '/users') return { page: 'users' };
   const user = /^\/users\/([^/]+)$/.exec(path);
   if (user) return { page: 'user', id: decodeURIComponent(user[1]) };
@@ -30,6 +33,7 @@ export function routePath(r: Route): string {
   switch (r.page) {
     case 'home': return '/';
     case 'signin': return '/signin';
+    case 'callback': return '/signin/callback';
     case 'users': return '/users';
     case 'user': return `/users/${encodeURIComponent(r.id)}`;
     case 'money': return r.userId ? `/money?user=${encodeURIComponent(r.userId)}` : '/money';

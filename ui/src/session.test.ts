@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeClaims, isExpired, loadSession, primaryRole, saveSession, sessionFromToken } from './session';
+import { decodeClaims, isExpired, loadSession, millisUntilExpiry, primaryRole, saveSession, sessionFromToken } from './session';
 
 const b64url = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const jwt = (claims: unknown) => `${b64url({ alg: 'EdDSA' })}.${b64url(claims)}.sig`;
@@ -36,5 +36,13 @@ describe('tokens', () => {
     expect(loadSession(st)).toBeNull();
     saveSession(null, st);
     expect(loadSession(st)).toBeNull();
+  });
+
+  it('says how long until the token expires', () => {
+    const s = sessionFromToken(jwt({ sub: 'abc', roles: ['admin'], exp: 1000 }));
+    expect(millisUntilExpiry(s, 400_000)).toBe(600_000);
+    expect(millisUntilExpiry(s, 2_000_000)).toBe(0);
+    expect(millisUntilExpiry({ ...s, exp: undefined })).toBeUndefined();
+    expect(millisUntilExpiry({ ...s, exp: 1e12 }, 0)).toBe(2 ** 31 - 1);
   });
 });

@@ -70,6 +70,12 @@ export function isExpired(s: Session, nowSeconds: number = Date.now() / 1000): b
   return s.exp !== undefined && s.exp <= nowSeconds;
 }
 
+/** Milliseconds until the token expires (0 when it has), capped to what setTimeout can wait; undefined without `exp`. */
+export function millisUntilExpiry(s: Session, nowMs: number = Date.now()): number | undefined {
+  if (s.exp === undefined) return undefined;
+  return Math.min(Math.max(0, s.exp * 1000 - nowMs), 2 ** 31 - 1);
+}
+
 export function loadSession(storage: Storage | undefined = globalThis.sessionStorage): Session | null {
   try {
     const raw = storage?.getItem(STORAGE_KEY);

@@ -3,6 +3,7 @@ import { ROLES, problemOf, type Problem, type Role } from '../api';
 import { TextField } from '../components/Field';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { useApp } from '../context';
+import { OidcError, discover, startSignIn } from '../oidc';
 import { sessionFromToken } from '../session';
 
 const ROLE_TEXT: Record<Role, string> = {
@@ -14,12 +15,18 @@ const ROLE_TEXT: Record<Role, string> = {
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Where the identity provider sends the browser back; registered as the client's redirect URI. */
+const callbackUrl = () => `${location.origin}/signin/callback`;
+
 /**
- * Dev sign-in: pick a role (and for `user` a user id, or a new one) and get a token from
+ * OpenID Connect sign-in when the gateway's /config.json names a provider; then dev
+ * sign-in: pick a role (and for `user` a user id, or a new one) and get a token from
  * the dev stack's `GET /dev/token`, or paste a token (e.g. from `cargo xtask token`).
  */
 export function SignInPage() {
-  const { client, signIn, session } = useApp();
+  const { client, signIn, session, oidc } = useApp();
+  const [oidcPending, setOidcPending] = useState(false);
+  const [oidcFailure, setOidcFailure] = useState<{ code: string; message: string } | null>(null);
   const [role, setRole] = useState<Role>('admin');
   const [userMode, setUserMode] = useState<'new' | 'existing'>('new');
   const [userId, setUserId] = useState('');
@@ -62,6 +69,22 @@ export function SignInPage() {
     }
   };
 
+  const startOidc = async () => {
+    if (!oidc) return;
+    setOidcFailure(null);
+    setOidcPending(true);
+    try {
+      const discovery = await discover(oidc.issuer);
+      location.assign(await startSignIn(oidc, discovery, callbackUrl()));
+    } catch (err) {
+      setOidcFailure({
+        code: err instanceof OidcError ? err.code : 'sign_in_failed',
+        message: err instanceof Error ? err.message : String(err),
+      });
+      setOidcPending(false);
+    }
+  };
+
   const submitPaste = (e: FormEvent) => {
     e.preventDefault();
     try {
@@ -79,6 +102,23 @@ export function SignInPage() {
         <p className="notice">
           Signed in as <strong>{session.role}</strong> ({session.sub}). Signing in again replaces that session.
         </p>
+      ) : null}
+
+      {oidc ? (
+        <section className="card" aria-labelledby="oidc-signin-title">
+          <h2 id="oidc-signin-title">Sign in with your account</h2>
+          <p className="hint">
+            Through the identity provider at <code>{oidc.issuer}</code>; you come back here afterwards.
+          </p>
+          {oidcFailure ? (
+            <div className="alert alert-error" role="alert" data-testid="problem" data-code={oidcFailure.code} data-status="0">
+              <p className="alert-title">Could not start the sign-in: {oidcFailure.message}</p>
+            </div>
+          ) : null}
+          <button type="button" className="btn btn-primary" onClick={() => void startOidc()} disabled={oidcPending} aria-busy={oidcPending} data-testid="oidc-signin">
+            {oidcPending ? 'Going to the identity provider…' : 'Sign in with OpenID Connect'}
+          </button>
+        </section>
       ) : null}
 
       <section className="card" aria-labelledby="dev-signin-title">
