@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::jwks_remote::{self, FetchError, RemoteJwks};
 use crate::principal::{Principal, Role};
+use crate::verified::VerifiedTokens;
 
 /// Signature algorithms a deployment may pin. Only asymmetric ones: services verify, they
 /// never hold a signing secret.
@@ -244,6 +245,8 @@ struct Inner {
     validation: Validation,
     keys: RwLock<HashMap<String, DecodingKey>>,
     remote: Option<Remote>,
+    /// Tokens whose signature and claims were checked against the keys held now.
+    verified: VerifiedTokens,
 }
 
 /// The provider the keys come from, when they come from one.
@@ -278,6 +281,10 @@ impl Authenticator {
         Ok(Self {
             inner: Arc::new(Inner {
                 validation: policy.validation(),
+                verified: VerifiedTokens::new(
+                    crate::verified::DEFAULT_CAPACITY,
+                    policy.leeway.as_secs(),
+                ),
                 policy,
                 keys: RwLock::new(keys),
                 remote,
@@ -349,11 +356,16 @@ impl Authenticator {
     pub fn replace_jwks(&self, jwks: &str) -> Result<usize, AuthSetupError> {
         let keys = parse_jwks(jwks, self.inner.policy.algorithm)?;
         let count = keys.len();
-        *self
+        let mut held = self
             .inner
             .keys
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = keys;
+            .unwrap_or_else(PoisonError::into_inner);
+        *held = keys;
+        // Under the write lock: no validation against the old keys can land in the
+        // cache after this.
+        self.inner.verified.clear();
+        drop(held);
         Ok(count)
     }
 
@@ -435,8 +447,13 @@ impl Authenticator {
     }
 
     /// Checks a compact JWS (without the `Bearer ` prefix) against the keys held now and
-    /// returns who sent it.
+    /// returns who sent it. The same token seen again is answered from the verified
+    /// tokens (`verified.rs`), its `exp` and `nbf` checked again.
     pub fn validate(&self, token: &str) -> Result<Principal, TokenError> {
+        let digest = crate::verified::digest(token);
+        if let Some(principal) = self.inner.verified.get(&digest) {
+            return Ok(principal);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(TokenError::Header)?;
         let pinned = self.inner.policy.algorithm;
         if header.alg != pinned.jwt_algorithm() {
@@ -446,7 +463,7 @@ impl Authenticator {
             });
         }
         let kid = header.kid.ok_or(TokenError::MissingKid)?;
-        let claims = {
+        let principal = {
             let keys = self
                 .inner
                 .keys
@@ -455,11 +472,18 @@ impl Authenticator {
             let key = keys
                 .get(&kid)
                 .ok_or_else(|| TokenError::UnknownKid { kid: kid.clone() })?;
-            jsonwebtoken::decode::<Claims>(token, key, &self.inner.validation)
+            let claims = jsonwebtoken::decode::<Claims>(token, key, &self.inner.validation)
                 .map_err(TokenError::Invalid)?
-                .claims
+                .claims;
+            let (expires, not_before) = (claims.exp, claims.nbf);
+            let principal = claims.into_principal()?;
+            // Still under the read lock: a key replacement clears after this, not before.
+            self.inner
+                .verified
+                .put(digest, &principal, expires, not_before);
+            principal
         };
-        claims.into_principal()
+        Ok(principal)
     }
 }
 
@@ -502,6 +526,10 @@ fn chain(error: &dyn std::error::Error) -> String {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Checked by jsonwebtoken (required); kept for re-checking a verified token.
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
     /// Our own claim; dev tokens and a Keycloak mapper put roles here.
     #[serde(default)]
     roles: Vec<String>,

@@ -11,6 +11,7 @@
 //! | `problem` | [`Problem`], [`FieldProblem`]: RFC 9457 bodies and the generic codes of API.md |
 //! | `json` | [`Json`]: body extractor (415 / 413 over 64 KiB / 400 `malformed_body`) and JSON response |
 //! | `auth` | [`Authenticator`], [`TokenPolicy`], [`JwksSource`]: JWT validation against a JWKS, algorithm pinned |
+//! | `verified` | tokens already verified (by SHA-256 of the token), re-checked in time on each hit, cleared when keys change |
 //! | `jwks_remote` | [`RemoteJwks`], [`JwksUrl`]: a JWKS fetched from an identity provider over HTTP |
 //! | `principal` | [`Principal`], [`Role`]: the caller, its role predicates, the extractor (401 on failure) |
 //! | `dev_keys` | [`DevKeys`]: the dev Ed25519 key in `.dev/`, its JWKS, token minting for tests and xtask |
@@ -82,6 +83,7 @@ mod principal;
 mod problem;
 mod server;
 mod telemetry;
+mod verified;
 
 pub use auth::{
     AuthSetupError, Authenticator, JwksSource, SigningAlgorithm, TokenError, TokenPolicy,

@@ -168,3 +168,37 @@ fn an_rs256_deployment_ignores_ed25519_keys() {
         Err(platform::AuthSetupError::NoUsableKey { .. })
     ));
 }
+
+#[test]
+fn a_token_verified_before_is_refused_once_its_key_is_gone() {
+    let (keys, auth) = setup();
+    let token = keys.sign(&claims()).unwrap();
+    auth.validate(&token).unwrap();
+    auth.validate(&token).unwrap();
+    let other = DevKeys::generate().unwrap();
+    auth.replace_jwks(&other.jwks_json()).unwrap();
+    assert!(matches!(
+        auth.validate(&token),
+        Err(TokenError::UnknownKid { .. })
+    ));
+}
+
+#[test]
+fn a_token_verified_before_still_expires() {
+    let keys = DevKeys::generate().unwrap();
+    let auth = keys
+        .authenticator(TokenPolicy::new(DEV_ISSUER, DEV_AUDIENCE).with_leeway(Duration::ZERO))
+        .unwrap();
+    let mut c = claims();
+    let exp = now() + 1;
+    c["exp"] = json!(exp);
+    let token = keys.sign(&c).unwrap();
+    assert!(auth.validate(&token).is_ok());
+    // Wait for the clock, not for a fixed time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while now() <= exp && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let error = auth.validate(&token).unwrap_err();
+    assert_eq!(invalid_kind(error), ErrorKind::ExpiredSignature);
+}
