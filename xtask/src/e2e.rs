@@ -45,6 +45,8 @@ pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
                     Duration::from_secs(180),
                 )
                 .await?;
+            // The alert rules and dashboards against what the services really export.
+            crate::ops::check_live_metrics().await?;
             crate::frontend::e2e("http://127.0.0.1:8080")
         }
         .await;

@@ -29,7 +29,7 @@ fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
 }
 
 /// Installs Debian packages that are missing, when this process may (root, apt).
-fn apt_install(program: &str, package: &str) -> anyhow::Result<()> {
+pub(crate) fn apt_install(program: &str, package: &str) -> anyhow::Result<()> {
     if have(program) {
         return Ok(());
     }

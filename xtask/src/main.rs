@@ -14,6 +14,7 @@ mod cpu;
 mod database;
 mod e2e;
 mod frontend;
+mod ops;
 mod services;
 mod stack;
 
@@ -70,6 +71,10 @@ enum Command {
         #[command(flatten)]
         bench: bench::BenchArgs,
     },
+    /// The operations checks alone (compose, Prometheus, Grafana, Dockerfiles, CI), as
+    /// `test` runs them.
+    #[command(hide = true)]
+    OpsCheck,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +132,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             suite("rust", run_rust_tests(&db, &rest)?);
             suite("ui", report(frontend::ui_unit_tests()));
+            suite("ops", report(ops::run()));
             suite("e2e", report(e2e::run(&db).await));
             println!();
             if !failed.is_empty() {
@@ -177,6 +183,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::BenchRun { db, bench } => {
             bench::run(&db, &bench).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::OpsCheck => {
+            ops::run()?;
             Ok(ExitCode::SUCCESS)
         }
     }
