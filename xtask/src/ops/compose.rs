@@ -311,6 +311,11 @@ pub fn check_realm(realm: &serde_json::Value) -> Vec<String> {
             problems.push(format!("realm role {role} is missing"));
         }
     }
+    for role in &roles {
+        if role.parse::<platform::Role>().is_err() {
+            problems.push(format!("realm role {role} is no role the APIs know"));
+        }
+    }
     let clients: Vec<&serde_json::Value> =
         realm["clients"].as_array().into_iter().flatten().collect();
     let Some(ui) = clients.iter().find(|c| s(&c["clientId"]) == "ledger-ui") else {
@@ -440,12 +445,17 @@ fn check_tokens(root: &Path, services: &serde_yaml::Mapping) -> anyhow::Result<V
     let keycloak_addr = get("gateway")
         .and_then(|g| env_value(g, "GATEWAY_KEYCLOAK"))
         .unwrap_or_default();
-    let certs =
-        format!("http://{keycloak_addr}{relative}/realms/{realm_name}/protocol/openid-connect/certs");
+    let certs = format!(
+        "http://{keycloak_addr}{relative}/realms/{realm_name}/protocol/openid-connect/certs"
+    );
     for api in ["command-api", "query-api"] {
-        let url = get(api).and_then(|s| env_value(s, "JWKS_URL")).unwrap_or_default();
+        let url = get(api)
+            .and_then(|s| env_value(s, "JWKS_URL"))
+            .unwrap_or_default();
         if url != certs {
-            problems.push(format!("{api}: JWKS_URL is {url:?}, the realm's keys are at {certs}"));
+            problems.push(format!(
+                "{api}: JWKS_URL is {url:?}, the realm's keys are at {certs}"
+            ));
         }
     }
     Ok(problems)
