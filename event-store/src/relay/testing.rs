@@ -1,6 +1,7 @@
 //! A RabbitMQ virtual host per test, deleted when the test ends (even on panic), so tests
 //! run in parallel with the production names (`example.events`, ...) and never see each
-//! other's messages.
+//! other's messages. A test that must stop the broker itself starts a [`PrivateBroker`]
+//! (`private_broker.rs`), a node of its own.
 //!
 //! The broker comes from `AMQP_URL` (default: the dev broker, guest on localhost); vhosts
 //! are made with `rabbitmqctl` (from `RABBITMQCTL`, else `rabbitmqctl` on the PATH or in
@@ -14,6 +15,10 @@ use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
 use crate::relay::DEFAULT_AMQP_URL;
+
+mod private_broker;
+
+pub use private_broker::PrivateBroker;
 
 /// The prefix of every vhost a test makes.
 pub const TEST_VHOST_PREFIX: &str = "example_t_";
