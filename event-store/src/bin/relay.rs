@@ -160,8 +160,8 @@ async fn connect(url: &str) -> EventStore {
     }
 }
 
-/// Ready when MariaDB answers and, while this replica leads, the broker is connected (a
-/// standby has nothing to publish, so the broker does not make it unready).
+/// Ready when MariaDB answers and, while this replica leads, the broker is connected
+/// ([`RelayStats::is_broker_ready`]).
 fn readiness(pool: Arc<OnceLock<MySqlPool>>, stats: RelayStats) -> Readiness {
     Readiness::new()
         .with_check("mariadb", move || {
@@ -173,7 +173,7 @@ fn readiness(pool: Arc<OnceLock<MySqlPool>>, stats: RelayStats) -> Readiness {
             }
         })
         .with_check("rabbitmq", move || {
-            let ok = !stats.is_leader() || stats.is_broker_connected();
+            let ok = stats.is_broker_ready();
             async move {
                 if ok {
                     Ok(())

@@ -69,6 +69,11 @@ impl RelayStats {
     pub fn is_broker_connected(&self) -> bool {
         self.inner.broker_connected.load(Ordering::SeqCst)
     }
+    /// What the relay's readiness says of the broker: a leader must be connected to it;
+    /// a standby has nothing to publish, so the broker does not make it unready.
+    pub fn is_broker_ready(&self) -> bool {
+        !self.is_leader() || self.is_broker_connected()
+    }
     /// Events handed to the broker, re-sends included.
     pub fn published(&self) -> u64 {
         self.inner.published.load(Ordering::SeqCst)
