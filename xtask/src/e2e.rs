@@ -1,6 +1,6 @@
 //! The end-to-end test: the whole stack started as `cargo xtask dev` starts it, on a
 //! database and a RabbitMQ vhost of its own (both removed afterwards), driven by
-//! `ui/e2e/e2e.mjs` in real Chromium through the gateway.
+//! `ui/e2e/e2e.mjs` in real Chromium through the gateway; then `e2e_oidc.rs`.
 
 use std::process::Command;
 use std::str::FromStr;
@@ -51,7 +51,9 @@ pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
         }
         .await;
         stack.stop().await;
-        outcome
+        outcome?;
+        // OpenID Connect sign-in, on the same database, once those ports are free again.
+        crate::e2e_oidc::run(&e2e_db).await
     }
     .await;
 

@@ -104,13 +104,20 @@ pub fn ui_unit_tests() -> anyhow::Result<()> {
 /// `target/gateway` and runs nginx in the foreground with one process (so that stopping
 /// it stops everything).
 pub fn gateway() -> anyhow::Result<Service> {
+    gateway_with("gateway", &[])
+}
+
+/// The gateway rendered into `target/<dir>` with extra `GATEWAY_*` settings (e.g. the
+/// OpenID Connect issuer of the end-to-end sign-in test).
+pub fn gateway_with(dir: &str, settings: &[(&str, &str)]) -> anyhow::Result<Service> {
     apt_install("nginx", "nginx")?;
     let root = workspace_root();
-    let prefix = root.join("target").join("gateway");
+    let prefix = root.join("target").join(dir);
     run(
         Command::new("sh")
             .arg(root.join("compose/gateway/render.sh"))
-            .arg(&prefix),
+            .arg(&prefix)
+            .envs(settings.iter().copied()),
         "rendering the gateway configuration",
     )?;
     Ok(Service {
@@ -142,16 +149,21 @@ pub fn ensure_chromium() -> anyhow::Result<()> {
 
 /// The end-to-end test in real Chromium against the stack at `base_url`.
 pub fn e2e(base_url: &str) -> anyhow::Result<()> {
+    e2e_script("e2e/e2e.mjs", base_url)
+}
+
+/// `script` (relative to `ui/`) in real Chromium against `base_url`.
+pub fn e2e_script(script: &str, base_url: &str) -> anyhow::Result<()> {
     ensure_chromium()?;
     run(
         Command::new("node")
-            .arg("e2e/e2e.mjs")
+            .arg(script)
             .env("BASE_URL", base_url)
             .env(
                 "SCREENSHOT_DIR",
                 workspace_root().join("docs").join("screenshots"),
             )
             .current_dir(ui_dir()),
-        "the end-to-end test (ui/e2e/e2e.mjs)",
+        &format!("the end-to-end test (ui/{script})"),
     )
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the developer commands. Never shipped in a service binary.
 //!
-//! - `dev`: prepares MariaDB (accounts, databases, migrations) and runs the stack.
+//! - `dev`: prepares MariaDB (accounts, databases, migrations) and runs the stack;
+//!   `--seed` then loads a data set through the command API (`seed.rs`).
 //! - `test`: checks the services, prepares the test account and runs every test.
 //! - `migrate`: applies the migration sets to `DATABASE_URL` and grants the writer.
 //! - `bench append`: measures the event store against the machine's raw MariaDB limit.
@@ -13,8 +14,10 @@ mod bench_commands;
 mod cpu;
 mod database;
 mod e2e;
+mod e2e_oidc;
 mod frontend;
 mod ops;
+mod seed;
 mod services;
 mod stack;
 
@@ -30,10 +33,20 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct DevArgs {
+    #[command(flatten)]
+    db: database::DbArgs,
+    /// Once the stack is up, load a small realistic data set through the command API
+    /// (seed.rs); a second run appends nothing.
+    #[arg(long)]
+    seed: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Prepare the databases and run the whole stack until Ctrl-C.
-    Dev(database::DbArgs),
+    Dev(DevArgs),
     /// Run every test against the real MariaDB and RabbitMQ.
     Test {
         #[command(flatten)]
@@ -100,13 +113,18 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Dev(db) => {
+        Command::Dev(DevArgs { db, seed: seeding }) => {
             services::ensure_mariadb().await?;
             services::ensure_rabbitmq().await?;
             database::prepare(&db).await?;
             println!("database ready: {}", db.database_url_redacted());
             frontend::build_ui()?;
-            stack::run(dev_services(&db, &amqp_url())?).await?;
+            let services = dev_services(&db, &amqp_url())?;
+            if seeding {
+                stack::run_then(services, &[seed::READY], seed::seed_dev_stack()).await?;
+            } else {
+                stack::run(services).await?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(db) => {

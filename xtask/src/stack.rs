@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -32,6 +34,15 @@ pub fn workspace_root() -> PathBuf {
 /// Processes started together and stopped together.
 pub struct Stack {
     children: Vec<(&'static str, Child)>,
+    routine: Routine,
+}
+
+/// Whether the services' routine log lines (info and below) are shown, and how many were
+/// held back: a task's own progress line stays readable among thousands of request logs.
+#[derive(Clone, Default)]
+struct Routine {
+    hidden: Arc<AtomicBool>,
+    held_back: Arc<AtomicUsize>,
 }
 
 impl Stack {
@@ -52,6 +63,7 @@ impl Stack {
         }
         let mut stack = Stack {
             children: Vec::new(),
+            routine: Routine::default(),
         };
         for s in services {
             let mut cmd = match &s.program {
@@ -68,10 +80,18 @@ impl Stack {
                 .spawn()
                 .with_context(|| format!("starting {}", s.name))?;
             if let Some(out) = child.stdout.take() {
-                tokio::spawn(prefix_lines(s.name, BufReader::new(out)));
+                tokio::spawn(prefix_lines(
+                    s.name,
+                    BufReader::new(out),
+                    stack.routine.clone(),
+                ));
             }
             if let Some(err) = child.stderr.take() {
-                tokio::spawn(prefix_lines(s.name, BufReader::new(err)));
+                tokio::spawn(prefix_lines(
+                    s.name,
+                    BufReader::new(err),
+                    stack.routine.clone(),
+                ));
             }
             if let Some(url) = &s.url {
                 println!("{:>12} | {url}", s.name);
@@ -153,12 +173,44 @@ impl Stack {
 
 /// Starts the stack and keeps it running until Ctrl-C.
 pub async fn run(services: Vec<Service>) -> anyhow::Result<()> {
+    run_then(services, &[], async { Ok(()) }).await
+}
+
+/// Like [`run`], and once every URL of `ready` answers, runs `task` (e.g. loading seed
+/// data) before settling down. Ctrl-C during the task stops everything; a failed task
+/// stops everything with its error.
+pub async fn run_then(
+    services: Vec<Service>,
+    ready: &[&str],
+    task: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     if services.is_empty() {
         return Ok(());
     }
     let mut stack = Stack::start(&services).await?;
-    println!("running; Ctrl-C stops everything");
-    let outcome = stack.supervise().await;
+    let prepared = async {
+        stack.wait_ready(ready, Duration::from_secs(180)).await?;
+        stack.routine.hidden.store(true, Ordering::Relaxed);
+        let done = tokio::select! {
+            done = task => done.map(|()| true),
+            _ = tokio::signal::ctrl_c() => Ok(false),
+        };
+        stack.routine.hidden.store(false, Ordering::Relaxed);
+        let held_back = stack.routine.held_back.swap(0, Ordering::Relaxed);
+        if held_back > 0 {
+            println!("({held_back} routine log lines of the services were not shown meanwhile; warnings and errors were)");
+        }
+        done
+    }
+    .await;
+    let outcome = match prepared {
+        Ok(true) => {
+            println!("running; Ctrl-C stops everything");
+            stack.supervise().await
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
     stack.stop().await;
     match outcome {
         Ok(()) => {
@@ -193,9 +245,48 @@ async fn http_ok(url: &str) -> bool {
     ) && status.split(' ').nth(1).is_some_and(|c| c.starts_with('2'))
 }
 
-async fn prefix_lines<R: tokio::io::AsyncRead + Unpin>(name: &'static str, reader: BufReader<R>) {
+async fn prefix_lines<R: tokio::io::AsyncRead + Unpin>(
+    name: &'static str,
+    reader: BufReader<R>,
+    routine: Routine,
+) {
     let mut lines = reader.lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        if routine.hidden.load(Ordering::Relaxed) && is_routine(&line) {
+            routine.held_back.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         println!("{name:>12} | {line}");
+    }
+}
+
+/// An info, debug or trace line of our services' JSON logs, or a gateway access log line.
+fn is_routine(line: &str) -> bool {
+    [
+        "\"level\":\"INFO\"",
+        "\"level\":\"DEBUG\"",
+        "\"level\":\"TRACE\"",
+    ]
+    .iter()
+    .any(|level| line.contains(level))
+        || line.starts_with("{\"time\":") && line.contains("\"upstream\":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routine_lines_are_info_and_below_and_access_logs() {
+        assert!(is_routine(
+            r#"{"service":"command-api","level":"INFO","message":"request completed"}"#
+        ));
+        assert!(is_routine(
+            r#"{"time":"2026-01-01T00:00:00+00:00","status":200,"upstream":"127.0.0.1:8082"}"#
+        ));
+        assert!(!is_routine(
+            r#"{"service":"projector","level":"WARN","message":"parked"}"#
+        ));
+        assert!(!is_routine("thread 'main' panicked at src/main.rs:1:1"));
     }
 }
