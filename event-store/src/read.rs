@@ -162,18 +162,27 @@ impl EventStore {
             buffer: VecDeque::new(),
             committed: self.inner.committed.clone(),
             page: 500,
+            idle: MIN_POLL,
         }
     }
 }
 
+/// The first wait of a tail that just found events: a log that is being written to is
+/// looked at again about this soon, so other processes' commits are seen within a few
+/// milliseconds under load, while an idle tail backs off to `StoreOptions::poll_interval`.
+const MIN_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Follows the log. Events appended through this process's store wake it at once; those
-/// of other processes are found by polling every `StoreOptions::poll_interval`.
+/// of other processes are found by polling: soon after events were last found ([`MIN_POLL`]),
+/// then less and less often, doubling up to `StoreOptions::poll_interval`.
 pub struct Tail {
     store: EventStore,
     after: u64,
     buffer: VecDeque<RecordedEvent>,
     committed: tokio::sync::watch::Receiver<u64>,
     page: u32,
+    /// The next wait when a page comes back empty.
+    idle: std::time::Duration,
 }
 
 impl Tail {
@@ -190,7 +199,8 @@ impl Tail {
             }
             let page = self.store.read_all(self.after, self.page).await?;
             if page.is_empty() {
-                let poll = self.store.inner.options.poll_interval;
+                let poll = self.idle.min(self.store.inner.options.poll_interval);
+                self.idle = (self.idle * 2).min(self.store.inner.options.poll_interval);
                 tokio::select! {
                     changed = self.committed.changed() => {
                         if changed.is_err() {
@@ -209,6 +219,7 @@ impl Tail {
                     });
                 }
             }
+            self.idle = MIN_POLL;
             self.buffer.extend(page);
         }
     }

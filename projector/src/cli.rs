@@ -100,7 +100,8 @@ pub struct Config {
     /// next batch arrives while this one commits).
     #[arg(long, env = "PREFETCH", default_value_t = 1024, global = true)]
     pub prefetch: u16,
-    /// How long the queue may pause before a partial batch is applied.
+    /// The longest a batch waits for more deliveries after its first one (the latency a
+    /// batch may add to an event).
     #[arg(long, env = "BATCH_LINGER_MS", default_value_t = 5, global = true)]
     pub batch_linger_ms: u64,
     /// How long the queue may stay quiet before the active consumer compares the

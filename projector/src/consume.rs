@@ -6,8 +6,9 @@
 //! projector processes may consume; the queue's `x-single-active-consumer` delivers to
 //! one, the others wait as hot standbys and take over when its channel closes.
 //!
-//! Deliveries are gathered until `batch_size` or until the queue pauses for `linger`,
-//! applied in one transaction with the checkpoint (`checkpoint.rs`), then acknowledged
+//! Deliveries are gathered until `batch_size`, or for at most `linger` after the batch's
+//! first delivery (a backlog fills a batch at once from the prefetched deliveries; a
+//! steady trickle must not hold its first event back for a whole batch), applied in one transaction with the checkpoint (`checkpoint.rs`), then acknowledged
 //! with one `multiple` ack. A crash before the commit loses nothing (the broker
 //! redelivers); a crash between commit and ack redelivers messages the checkpoint
 //! already covers, which are skipped.
@@ -54,7 +55,7 @@ pub(crate) struct Settings {
     pub topology: Topology,
     pub prefetch: u16,
     pub batch_size: usize,
-    /// How long the queue may pause before a partial batch is applied.
+    /// The longest a batch waits for more deliveries after its first one.
     pub linger: Duration,
     /// How long the queue may stay quiet before the consumer looks at the log itself.
     pub idle: Duration,
@@ -191,9 +192,10 @@ impl Consumer {
             };
             idle.active = true;
             let mut batch = vec![first];
+            let closes = tokio::time::Instant::now() + self.settings.linger;
             while batch.len() < self.settings.batch_size {
-                match tokio::time::timeout(self.settings.linger, consumer.next()).await {
-                    Err(_paused) => break,
+                match tokio::time::timeout_at(closes, consumer.next()).await {
+                    Err(_lingered) => break,
                     Ok(Some(Ok(delivery))) => batch.push(delivery),
                     Ok(Some(Err(e))) => return Err(Error::broker("receiving deliveries")(e)),
                     Ok(None) => return Err(cancelled()),

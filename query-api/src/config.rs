@@ -57,7 +57,7 @@ pub struct Config {
     #[arg(long, env = "PROJECTION", default_value = DEFAULT_PROJECTION)]
     pub projection: String,
     /// How often the checkpoint is read while a request waits for `X-Min-Position`.
-    #[arg(long, env = "CHECKPOINT_POLL_MS", default_value_t = 25)]
+    #[arg(long, env = "CHECKPOINT_POLL_MS", default_value_t = 5)]
     pub checkpoint_poll_ms: u64,
     /// Users and balances kept in memory, per view.
     #[arg(long, env = "VIEW_CACHE_CAPACITY", default_value_t = 10_000)]

@@ -35,7 +35,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             projection: DEFAULT_PROJECTION.to_owned(),
-            poll_interval: Duration::from_millis(25),
+            poll_interval: Duration::from_millis(5),
             max_wait: MAX_WAIT,
             cache_capacity: 10_000,
         }

@@ -24,7 +24,7 @@ use crate::database::DbArgs;
 
 #[derive(clap::Args, Clone)]
 pub struct BenchArgs {
-    /// What to measure: `append` (more arrive with the other components).
+    /// What to measure: `append`, `append-probe`, `commands`, `pipeline` or `all`.
     #[arg(default_value = "append")]
     pub what: String,
     /// Seconds each measured run lasts.
@@ -36,6 +36,12 @@ pub struct BenchArgs {
     /// Concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub concurrency: Vec<usize>,
+    /// `pipeline`: events in the log the rebuild replays.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// `pipeline`: events the relay publishes and the projector drains, after the rebuild.
+    #[arg(long, default_value_t = 200_000)]
+    pub live_events: usize,
 }
 
 impl BenchArgs {
@@ -52,6 +58,8 @@ impl BenchArgs {
                     .collect::<Vec<_>>()
                     .join(",")
             ),
+            format!("--events={}", self.events),
+            format!("--live-events={}", self.live_events),
         ]
     }
 }
@@ -61,13 +69,15 @@ pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
         "append" => append(db, args).await,
         "all" => {
             append(db, args).await?;
-            crate::bench_commands::run(db, args).await
+            crate::bench_commands::run(db, args).await?;
+            crate::bench_pipeline::run(db, args).await
         }
         "append-probe" => append_probe(db, args).await,
         "commands" => crate::bench_commands::run(db, args).await,
-        other => {
-            anyhow::bail!("unknown benchmark {other:?}; known: append, append-probe, commands, all")
-        }
+        "pipeline" => crate::bench_pipeline::run(db, args).await,
+        other => anyhow::bail!(
+            "unknown benchmark {other:?}; known: append, append-probe, commands, pipeline, all"
+        ),
     }
 }
 
@@ -197,7 +207,7 @@ pub(crate) async fn raw_run(
     Ok(sample)
 }
 
-async fn batched_run(
+pub(crate) async fn batched_run(
     options: &MySqlConnectOptions,
     rows: usize,
     seconds: f64,

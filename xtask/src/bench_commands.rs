@@ -47,13 +47,13 @@ struct Report {
 }
 
 /// A minimal HTTP/1.1 keep-alive client: enough for a benchmark against our own server.
-struct Client {
+pub(crate) struct Client {
     stream: BufReader<TcpStream>,
     host: String,
 }
 
 impl Client {
-    async fn connect(addr: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn connect(addr: &str) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Self {
@@ -63,16 +63,28 @@ impl Client {
     }
 
     /// Sends a request and returns (status, body).
-    async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path: &str,
         token: &str,
         body: &str,
     ) -> anyhow::Result<(u16, String)> {
+        self.send_with(method, path, token, "", body).await
+    }
+
+    /// [`Self::send`] with extra header lines (each ending in `\r\n`).
+    pub(crate) async fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        headers: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, String)> {
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+             {headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.host,
             body.len()
         );
@@ -158,47 +170,60 @@ async fn measure(
         platform::DEV_AUDIENCE,
     )?;
     let addr = "127.0.0.1:18081";
-    let mut server = tokio::process::Command::new(root.join("target/release/command-api"))
-        .current_dir(root)
-        .env("COMMAND_API_ADDR", addr)
-        .env("DATABASE_URL", url)
-        .env("DEV_DIR", &keys_dir)
-        .env("JWKS_FILE", keys_dir.join("jwks.json"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting command-api")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).await.is_err() {
-        if Instant::now() > deadline {
-            bail!("command-api did not start listening on {addr}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut server = spawn_release(
+        root,
+        "command-api",
+        &[
+            ("COMMAND_API_ADDR", addr.into()),
+            ("DATABASE_URL", url.into()),
+            ("DEV_DIR", keys_dir.display().to_string()),
+            (
+                "JWKS_FILE",
+                keys_dir.join("jwks.json").display().to_string(),
+            ),
+        ],
+    )?;
+    wait_listening(addr, "command-api").await?;
     let result = measure_with(options, args, addr, &token, server.id()).await;
     let _ = server.kill().await;
     let _ = std::fs::remove_dir_all(&keys_dir);
     result
 }
 
-async fn measure_with(
-    options: &MySqlConnectOptions,
-    args: &BenchArgs,
-    addr: &str,
-    token: &str,
-    server_pid: Option<u32>,
-) -> anyhow::Result<Report> {
-    let processes = [
-        ("command-api", server_pid),
-        ("mariadbd", crate::cpu::pid_of("mariadbd")),
-        ("load-generator", Some(std::process::id())),
-    ];
-    // Two users per client, funded, before anything is measured.
-    let max = args.concurrency.iter().copied().max().unwrap_or(1);
-    let mut users = Vec::with_capacity(max * 2);
+/// Starts `target/release/<binary>` with `env` (quiet logs), killed when dropped.
+pub(crate) fn spawn_release(
+    root: &Path,
+    binary: &str,
+    env: &[(&str, String)],
+) -> anyhow::Result<tokio::process::Child> {
+    let mut cmd = tokio::process::Command::new(root.join("target/release").join(binary));
+    cmd.current_dir(root)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    cmd.spawn().with_context(|| format!("starting {binary}"))
+}
+
+/// Waits until something accepts connections on `addr`.
+pub(crate) async fn wait_listening(addr: &str, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(addr).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("{what} did not start listening on {addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Registers `n` users through the API and funds each with 1,000,000.00 EUR.
+pub(crate) async fn funded_users(addr: &str, token: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let mut users = Vec::with_capacity(n);
     let mut client = Client::connect(addr).await?;
-    for i in 0..max * 2 {
+    for i in 0..n {
         let body = format!(
             r#"{{"email":"bench-{i}-{}@example.com","display_name":"Bench {i}"}}"#,
             uuid::Uuid::new_v4().simple()
@@ -219,6 +244,75 @@ async fn measure_with(
         }
         users.push(id);
     }
+    Ok(users)
+}
+
+/// Client `c`'s `i`-th command: deposits and transfers between its two users, alternating.
+pub(crate) fn command_body(users: &[String], c: usize, i: u64) -> String {
+    let (me, other) = (&users[2 * c], &users[2 * c + 1]);
+    if i.is_multiple_of(2) {
+        format!(r#"{{"type":"deposit","user_id":"{me}","amount":100,"currency":"EUR"}}"#)
+    } else {
+        format!(
+            r#"{{"type":"transfer","from_user_id":"{me}","to_user_id":"{other}","amount":1,"currency":"EUR"}}"#
+        )
+    }
+}
+
+/// `n` clients sending commands back to back for `seconds`.
+pub(crate) async fn closed_loop(
+    addr: &str,
+    token: &str,
+    users: &[String],
+    n: usize,
+    seconds: f64,
+) -> anyhow::Result<crate::bench::Sample> {
+    let window = Window::new(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..n {
+        let users = users.to_vec();
+        let token = token.to_owned();
+        let addr = addr.to_owned();
+        let window = window.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(&addr).await?;
+            let mut lat = Vec::new();
+            let mut i = 0u64;
+            while let Some(measured) = window.next() {
+                let body = command_body(&users, c, i);
+                let t = Instant::now();
+                let (status, answer) = client
+                    .send("POST", "/api/v1/transactions", &token, &body)
+                    .await?;
+                if status != 201 {
+                    bail!("a command failed: {status} {answer}");
+                }
+                if measured && window.still_open() {
+                    lat.push(t.elapsed().as_micros() as u64);
+                }
+                i += 1;
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    window.collect(tasks).await
+}
+
+async fn measure_with(
+    options: &MySqlConnectOptions,
+    args: &BenchArgs,
+    addr: &str,
+    token: &str,
+    server_pid: Option<u32>,
+) -> anyhow::Result<Report> {
+    let processes = [
+        ("command-api", server_pid),
+        ("mariadbd", crate::cpu::pid_of("mariadbd")),
+        ("load-generator", Some(std::process::id())),
+    ];
+    // Two users per client, funded, before anything is measured.
+    let max = args.concurrency.iter().copied().max().unwrap_or(1);
+    let users = funded_users(addr, token, max * 2).await?;
 
     let mut results = Vec::new();
     for &n in &args.concurrency {
@@ -228,44 +322,8 @@ async fn measure_with(
         let mut cpu = Vec::new();
         for _ in 0..args.runs {
             raw.push(raw_run(options, n, args.seconds).await?.per_s);
-            let window = Window::new(args.seconds);
-            let mut tasks = Vec::new();
-            for c in 0..n {
-                let (me, other) = (users[2 * c].clone(), users[2 * c + 1].clone());
-                let token = token.to_owned();
-                let addr = addr.to_owned();
-                let window = window.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut client = Client::connect(&addr).await?;
-                    let mut lat = Vec::new();
-                    let mut i = 0u64;
-                    while let Some(measured) = window.next() {
-                        let body = if i.is_multiple_of(2) {
-                            format!(
-                                r#"{{"type":"deposit","user_id":"{me}","amount":100,"currency":"EUR"}}"#
-                            )
-                        } else {
-                            format!(
-                                r#"{{"type":"transfer","from_user_id":"{me}","to_user_id":"{other}","amount":1,"currency":"EUR"}}"#
-                            )
-                        };
-                        let t = Instant::now();
-                        let (status, answer) = client
-                            .send("POST", "/api/v1/transactions", &token, &body)
-                            .await?;
-                        if status != 201 {
-                            bail!("a command failed: {status} {answer}");
-                        }
-                        if measured && window.still_open() {
-                            lat.push(t.elapsed().as_micros() as u64);
-                        }
-                        i += 1;
-                    }
-                    anyhow::Ok(lat)
-                }));
-            }
             let meter = crate::cpu::Meter::start(&processes);
-            let sample = window.collect(tasks).await?;
+            let sample = closed_loop(addr, token, &users, n, args.seconds).await?;
             let used = meter.stop();
             let per_command = |name: &str| {
                 used.iter()

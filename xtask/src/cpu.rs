@@ -108,6 +108,6 @@ mod tests {
         let used = meter.stop();
         assert_eq!(used.len(), 1, "a process without a pid is left out");
         assert_eq!(used[0].process, "self");
-        assert!(used[0].seconds > 0.05, "{used:?}");
+        assert!(used[0].seconds >= 0.049, "{used:?}");
     }
 }

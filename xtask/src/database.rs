@@ -17,6 +17,11 @@ static READ_MODEL: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
     ..sqlx::migrate!("../migrations/readmodel")
 };
 
+/// The read-model migration set, for benchmarks that prepare databases of their own.
+pub(crate) fn read_model() -> &'static sqlx::migrate::Migrator {
+    &READ_MODEL
+}
+
 pub const DEFAULT_DATABASE_URL: &str = "mysql://example:example@127.0.0.1:3306/example";
 pub const DEFAULT_WRITER_URL: &str = "mysql://example_writer:example_writer@127.0.0.1:3306/example";
 const SOCKETS: [&str; 3] = [

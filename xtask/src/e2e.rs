@@ -68,7 +68,7 @@ pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
     result
 }
 
-fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("rabbitmqctl")
         .args(args)
         .output()

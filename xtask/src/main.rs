@@ -11,11 +11,13 @@
 
 mod bench;
 mod bench_commands;
+mod bench_pipeline;
 mod cpu;
 mod database;
 mod e2e;
 mod e2e_oidc;
 mod frontend;
+mod history;
 mod ops;
 mod seed;
 mod services;

@@ -1,0 +1,585 @@
+//! `cargo xtask bench pipeline`: the read side, beside the raw limits of the same run.
+//!
+//! On a database and a RabbitMQ vhost of its own (both removed afterwards), with release
+//! builds of every service:
+//!
+//! 1. **limits**: RabbitMQ persistent publishes with confirms, a window of 256 in flight,
+//!    into the same quorum-queue topology the relay declares; MariaDB multi-row INSERTs of
+//!    100 rows on one connection;
+//! 2. **rebuild**: a valid history of `--events` events (decided by `ledger`, written
+//!    through the event store, see `history.rs`), then `projector rebuild` over it;
+//! 3. **relay**: `--live-events` more events; the relay, started with its checkpoint at the
+//!    old head, publishes them; events/s from its first to its last checkpoint move;
+//! 4. **projector live**: the projector, its checkpoint at the old head, drains that
+//!    backlog from `queue.example.events`;
+//! 5. **visible**: command-api and query-api beside the running relay and projector; the
+//!    peak command rate (64 clients, closed loop), then half of it, paced, each command
+//!    followed by a read of the user's balances with `X-Min-Position` = the command's
+//!    position: command-to-visible latency is from sending the command to that answer.
+//!
+//! Prints a table and writes `target/bench/pipeline.json`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use event_store::relay::Topology;
+use event_store::{EventStore, StoreOptions};
+use keyring::{KeyStore, MasterKeys};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde::Serialize;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::MySqlPool;
+
+use crate::bench::{median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase};
+use crate::bench_commands::{
+    closed_loop, command_body, funded_users, spawn_release, wait_listening, Client,
+};
+use crate::database::DbArgs;
+
+const COMMAND_ADDR: &str = "127.0.0.1:18081";
+const QUERY_ADDR: &str = "127.0.0.1:18082";
+const RELAY_METRICS: &str = "127.0.0.1:19101";
+const PROJECTOR_METRICS: &str = "127.0.0.1:19102";
+/// Clients of the peak and the paced load.
+const CLIENTS: usize = 64;
+
+#[derive(Serialize, Default)]
+struct Report {
+    benchmark: &'static str,
+    cores: usize,
+    /// Events in the log the rebuild replayed.
+    events: u64,
+    live_events: u64,
+    broker_limit_per_s: f64,
+    mariadb_batched_rows_per_s: f64,
+    rebuild_per_s: f64,
+    rebuild_seconds: f64,
+    relay_per_s: f64,
+    relay_ratio: f64,
+    projector_live_per_s: f64,
+    command_peak_per_s: f64,
+    visible_load_per_s: f64,
+    visible_p50_ms: f64,
+    visible_p99_ms: f64,
+    visible_samples: usize,
+    /// The same commands' own latency (send to answer), at the paced load.
+    command_p50_ms: f64,
+    command_p99_ms: f64,
+    /// Peak resident memory of each process, MiB.
+    memory_mib: Vec<(String, f64)>,
+}
+
+pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+    let root = crate::stack::workspace_root();
+    build(&root)?;
+    let bench_db = BenchDatabase::create(db).await?;
+    let url = crate::database::with_database(&db.database_url, &bench_db.name);
+    let vhost = bench_db.name.clone();
+    crate::e2e::rabbitmqctl(&["add_vhost", &vhost])?;
+    crate::e2e::rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"])?;
+    let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{vhost}");
+    let result = measure(&root, &bench_db.options, &url, &amqp, args).await;
+    let _ = crate::e2e::rabbitmqctl(&["delete_vhost", &vhost]);
+    bench_db.drop_it().await?;
+    let report = result?;
+    print(&report);
+    let path = write_report("pipeline.json", &report)?;
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+fn build(root: &Path) -> anyhow::Result<()> {
+    for args in [
+        &["-p", "command-api", "-p", "query-api", "-p", "projector"][..],
+        &[
+            "-p",
+            "event-store",
+            "--features",
+            "relay-bin",
+            "--bin",
+            "relay",
+        ][..],
+    ] {
+        let status = std::process::Command::new(crate::env_cargo())
+            .args(["build", "--release", "--quiet"])
+            .args(args)
+            .current_dir(root)
+            .status()
+            .context("building the services")?;
+        if !status.success() {
+            bail!("building {} failed", args.join(" "));
+        }
+    }
+    Ok(())
+}
+
+fn print(r: &Report) {
+    println!();
+    println!(
+        "pipeline: {} events in the log, {} live",
+        r.events, r.live_events
+    );
+    let rows = [
+        (
+            "RabbitMQ confirmed publish, window 256",
+            r.broker_limit_per_s,
+            "/s",
+        ),
+        (
+            "MariaDB multi-row INSERT, 100 rows",
+            r.mariadb_batched_rows_per_s,
+            "rows/s",
+        ),
+        ("relay", r.relay_per_s, "events/s"),
+        (
+            "projector live (backlog)",
+            r.projector_live_per_s,
+            "events/s",
+        ),
+        ("projector rebuild", r.rebuild_per_s, "events/s"),
+        ("commands, peak at 64 clients", r.command_peak_per_s, "/s"),
+        (
+            "commands, paced for the visibility run",
+            r.visible_load_per_s,
+            "/s",
+        ),
+    ];
+    for (what, value, unit) in rows {
+        println!("{what:<42} {value:>12.0} {unit}");
+    }
+    println!(
+        "relay / broker limit: {:.2}×; command-to-visible p50 {:.2} ms, p99 {:.2} ms ({} samples)",
+        r.relay_ratio, r.visible_p50_ms, r.visible_p99_ms, r.visible_samples
+    );
+    println!(
+        "the same commands answered: p50 {:.2} ms, p99 {:.2} ms",
+        r.command_p50_ms, r.command_p99_ms
+    );
+    for (process, mib) in &r.memory_mib {
+        println!("peak memory {process:<12} {mib:>8.1} MiB");
+    }
+}
+
+async fn measure(
+    root: &Path,
+    options: &MySqlConnectOptions,
+    url: &str,
+    amqp: &str,
+    args: &BenchArgs,
+) -> anyhow::Result<Report> {
+    let mut report = Report {
+        benchmark: "pipeline",
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..Report::default()
+    };
+    let pool = MySqlPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.clone())
+        .await?;
+    crate::database::read_model()
+        .run(&pool)
+        .await
+        .context("applying migrations/readmodel")?;
+
+    eprintln!("limits …");
+    report.broker_limit_per_s = broker_limit(amqp, 50_000).await?.round();
+    report.mariadb_batched_rows_per_s = crate::bench::batched_run(options, 100, args.seconds)
+        .await?
+        .round();
+
+    eprintln!("writing a history of {} events …", args.events);
+    let store = EventStore::connect_with(options.clone(), StoreOptions::default()).await?;
+    let mut key = [0u8; 32];
+    getrandom::getrandom(&mut key).context("a random master key for the bench history")?;
+    let keys = KeyStore::new(pool.clone(), MasterKeys::from_keys([(1, key)])?);
+    let started = Instant::now();
+    let users = (args.events / 500).clamp(200, 5_000);
+    let head = crate::history::write(&store, &keys, users, args.events, &mut |n| {
+        eprint!(
+            "\r  {n} events, {:.0}/s   ",
+            n as f64 / started.elapsed().as_secs_f64()
+        );
+    })
+    .await?;
+    eprintln!();
+    report.events = head;
+
+    eprintln!("rebuild × {} …", args.runs);
+    let mut rebuilds = Vec::new();
+    for _ in 0..args.runs {
+        let t = Instant::now();
+        let status = tokio::process::Command::new(root.join("target/release/projector"))
+            .arg("rebuild")
+            .env("DATABASE_URL", url)
+            .env("AMQP_URL", amqp)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .context("running projector rebuild")?;
+        if !status.success() {
+            bail!("projector rebuild failed");
+        }
+        rebuilds.push(t.elapsed().as_secs_f64());
+    }
+    report.rebuild_seconds = round2(median(rebuilds));
+    report.rebuild_per_s = (head as f64 / report.rebuild_seconds.max(1e-9)).round();
+    if checkpoint(&pool).await? != head {
+        bail!("the rebuild did not reach the head of the log");
+    }
+
+    eprintln!(
+        "relay and projector over {} live events …",
+        args.live_events
+    );
+    let live_users = (args.live_events / 200).clamp(100, 2_000);
+    let new_head =
+        crate::history::write(&store, &keys, live_users, args.live_events, &mut |_| {}).await?;
+    report.live_events = new_head - head;
+    sqlx::query(
+        "INSERT INTO relay_checkpoints (name, position, updated_at) \
+         VALUES (?, ?, UTC_TIMESTAMP(6))",
+    )
+    .bind(event_store::relay::DEFAULT_RELAY_NAME)
+    .bind(head)
+    .execute(&pool)
+    .await?;
+    let relay = spawn_release(
+        root,
+        "relay",
+        &[
+            ("DATABASE_URL", url.into()),
+            ("AMQP_URL", amqp.into()),
+            ("METRICS_ADDR", RELAY_METRICS.into()),
+        ],
+    )?;
+    report.relay_per_s = rate_until(&pool, RELAY_CHECKPOINT, head, new_head).await?;
+    report.relay_ratio = round2(report.relay_per_s / report.broker_limit_per_s.max(1.0));
+    let projector = spawn_release(
+        root,
+        "projector",
+        &[
+            ("DATABASE_URL", url.into()),
+            ("AMQP_URL", amqp.into()),
+            ("METRICS_ADDR", PROJECTOR_METRICS.into()),
+        ],
+    )?;
+    report.projector_live_per_s = rate_until(&pool, PROJECTOR_CHECKPOINT, head, new_head).await?;
+
+    eprintln!("command-to-visible latency …");
+    let visible = visibility(root, url, args).await;
+    let mut processes = vec![("relay", relay.id()), ("projector", projector.id())];
+    let visible = match visible {
+        Ok((v, pids)) => {
+            processes.extend(pids);
+            v
+        }
+        Err(e) => return Err(e),
+    };
+    report.command_peak_per_s = visible.peak.round();
+    report.visible_load_per_s = visible.paced.round();
+    report.visible_p50_ms = round2(percentile_ms(&visible.latencies_us, 0.50));
+    report.visible_p99_ms = round2(percentile_ms(&visible.latencies_us, 0.99));
+    report.visible_samples = visible.latencies_us.len();
+    report.command_p50_ms = round2(percentile_ms(&visible.command_us, 0.50));
+    report.command_p99_ms = round2(percentile_ms(&visible.command_us, 0.99));
+    report.memory_mib = processes
+        .into_iter()
+        .filter_map(|(name, pid)| Some((name.to_owned(), peak_memory_mib(pid?)?)))
+        .collect();
+    drop((relay, projector, visible.servers));
+    pool.close().await;
+    Ok(report)
+}
+
+/// Confirmed persistent publishes per second of event-sized messages, `WINDOW` in flight,
+/// through the relay's own topology (topic exchange, quorum queue bound `#`).
+async fn broker_limit(amqp: &str, messages: usize) -> anyhow::Result<f64> {
+    const WINDOW: usize = 256;
+    let conn = Connection::connect(amqp, ConnectionProperties::default())
+        .await
+        .context("connecting to RabbitMQ")?;
+    let channel = conn.create_channel().await?;
+    let topology = Topology::with_suffix(".limit");
+    topology.declare(&channel).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let body = serde_json::json!({
+        "specversion": "1.0", "id": uuid::Uuid::now_v7(), "source": "urn:example:ledger",
+        "type": "transaction.deposited", "subject": format!("user-{}", uuid::Uuid::now_v7()),
+        "time": "2026-12-01T00:00:00.000000Z", "datacontenttype": "application/json",
+        "position": 1, "streamversion": 1,
+        "correlationid": uuid::Uuid::now_v7(), "causationid": uuid::Uuid::now_v7(),
+        "data": {"transaction_id": uuid::Uuid::now_v7(), "user_id": uuid::Uuid::now_v7(),
+                 "amount": 12345, "currency": "EUR"},
+    })
+    .to_string();
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/cloudevents+json".into());
+    let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
+    let started = Instant::now();
+    for _ in 0..messages {
+        let confirm = channel
+            .basic_publish(
+                topology.exchange.as_str().into(),
+                "transaction.deposited".into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body.as_bytes(),
+                properties.clone(),
+            )
+            .await?;
+        in_flight.push_back(confirm);
+        if in_flight.len() > WINDOW {
+            if let Some(oldest) = in_flight.pop_front() {
+                if !oldest.await?.is_ack() {
+                    bail!("the broker nacked a publish");
+                }
+            }
+        }
+    }
+    for confirm in in_flight {
+        if !confirm.await?.is_ack() {
+            bail!("the broker nacked a publish");
+        }
+    }
+    let per_s = messages as f64 / started.elapsed().as_secs_f64();
+    if let Some(queue) = &topology.queue {
+        for name in [&queue.name, &queue.dead_letter_queue] {
+            channel
+                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+    }
+    let _ = conn.close(200, "done".into()).await;
+    Ok(per_s)
+}
+
+// The default names: `event_store::relay::DEFAULT_RELAY_NAME`, the projector's `main`.
+const RELAY_CHECKPOINT: &str = "SELECT position FROM relay_checkpoints WHERE name = 'main'";
+const PROJECTOR_CHECKPOINT: &str = "SELECT position FROM checkpoints WHERE projection = 'main'";
+
+async fn checkpoint(pool: &MySqlPool) -> anyhow::Result<u64> {
+    read_position(pool, PROJECTOR_CHECKPOINT).await
+}
+
+async fn read_position(pool: &MySqlPool, sql: &str) -> anyhow::Result<u64> {
+    let row: Option<(u64,)> = sqlx::query_as(sql).fetch_optional(pool).await?;
+    Ok(row.map_or(0, |r| r.0))
+}
+
+/// Events/s of a checkpoint moving from past `from` to `to`: from the first time it is
+/// seen beyond `from` to the first time it is seen at `to`, over the events in between.
+async fn rate_until(pool: &MySqlPool, sql: &str, from: u64, to: u64) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut first: Option<(Instant, u64)> = None;
+    loop {
+        let at = read_position(pool, sql).await?;
+        let now = Instant::now();
+        if at > from && first.is_none() {
+            first = Some((now, at));
+        }
+        if at >= to {
+            let (t0, p0) = first.unwrap_or((now, from));
+            let secs = now.duration_since(t0).as_secs_f64();
+            // Moving in one observation: too fast to time at this resolution.
+            if secs <= 0.0 {
+                bail!("{sql}: reached {to} before a rate could be timed; use more --live-events");
+            }
+            return Ok(((to - p0) as f64 / secs).round());
+        }
+        if now > deadline {
+            bail!("{sql}: stuck at {at}, expected {to}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Visibility {
+    peak: f64,
+    paced: f64,
+    latencies_us: Vec<u64>,
+    command_us: Vec<u64>,
+    servers: Vec<tokio::process::Child>,
+}
+
+async fn visibility(
+    root: &Path,
+    url: &str,
+    args: &BenchArgs,
+) -> anyhow::Result<(Visibility, Vec<(&'static str, Option<u32>)>)> {
+    let keys_dir = root
+        .join("target")
+        .join("bench")
+        .join(format!("keys-{}", uuid::Uuid::new_v4().simple()));
+    let keys = platform::DevKeys::load_or_create(&keys_dir)?;
+    let token = keys.mint(
+        uuid::Uuid::now_v7(),
+        &[platform::Role::Service],
+        Duration::from_secs(3600),
+        platform::DEV_ISSUER,
+        platform::DEV_AUDIENCE,
+    )?;
+    let common = [
+        ("DATABASE_URL", url.to_owned()),
+        ("DEV_DIR", keys_dir.display().to_string()),
+        (
+            "JWKS_FILE",
+            keys_dir.join("jwks.json").display().to_string(),
+        ),
+    ];
+    let mut command_env = common.to_vec();
+    command_env.push(("COMMAND_API_ADDR", COMMAND_ADDR.into()));
+    let mut query_env = common.to_vec();
+    query_env.push(("QUERY_API_ADDR", QUERY_ADDR.into()));
+    let command_api = spawn_release(root, "command-api", &command_env)?;
+    let query_api = spawn_release(root, "query-api", &query_env)?;
+    let result = async {
+        wait_listening(COMMAND_ADDR, "command-api").await?;
+        wait_listening(QUERY_ADDR, "query-api").await?;
+        let users = funded_users(COMMAND_ADDR, &token, CLIENTS * 2).await?;
+        let peak = closed_loop(COMMAND_ADDR, &token, &users, CLIENTS, args.seconds)
+            .await?
+            .per_s;
+        let mut latencies = Vec::new();
+        let mut command_latencies = Vec::new();
+        let mut paced = Vec::new();
+        for _ in 0..args.runs {
+            let run = paced_run(&token, &users, peak / 2.0, args.seconds).await?;
+            paced.push(run.per_s);
+            latencies.extend(run.visible_us);
+            command_latencies.extend(run.command_us);
+        }
+        latencies.sort_unstable();
+        command_latencies.sort_unstable();
+        anyhow::Ok((peak, median(paced), latencies, command_latencies))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&keys_dir);
+    let (peak, paced, latencies_us, command_us) = result?;
+    let pids = vec![
+        ("command-api", command_api.id()),
+        ("query-api", query_api.id()),
+    ];
+    Ok((
+        Visibility {
+            peak,
+            paced,
+            latencies_us,
+            command_us,
+            servers: vec![command_api, query_api],
+        },
+        pids,
+    ))
+}
+
+/// `CLIENTS` clients together sending `rate` commands/s for `seconds`, each command
+/// followed by a read that waits for its position. Returns the rate reached and each
+/// command's time from send to visible.
+async fn paced_run(
+    token: &str,
+    users: &[String],
+    rate: f64,
+    seconds: f64,
+) -> anyhow::Result<Paced> {
+    let interval = Duration::from_secs_f64(CLIENTS as f64 / rate.max(1.0));
+    let window = crate::bench::Window::new(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let users = users.to_vec();
+        let token = token.to_owned();
+        let window = window.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut commands = Client::connect(COMMAND_ADDR).await?;
+            let mut queries = Client::connect(QUERY_ADDR).await?;
+            let me = users[2 * c].clone();
+            let mut lat = Vec::new();
+            let mut command_lat = Vec::new();
+            let mut i = 0u64;
+            // Spread the clients over one interval so they do not send in step.
+            let mut next =
+                tokio::time::Instant::now() + interval.mul_f64(c as f64 / CLIENTS as f64);
+            while let Some(measured) = window.next() {
+                tokio::time::sleep_until(next).await;
+                next += interval;
+                let body = command_body(&users, c, i);
+                i += 1;
+                let t = Instant::now();
+                let (status, answer) = commands
+                    .send("POST", "/api/v1/transactions", &token, &body)
+                    .await?;
+                if status != 201 {
+                    bail!("a command failed: {status} {answer}");
+                }
+                let answered = t.elapsed();
+                let position = serde_json::from_str::<serde_json::Value>(&answer)?["position"]
+                    .as_u64()
+                    .context("a position")?;
+                let (status, answer) = queries
+                    .send_with(
+                        "GET",
+                        &format!("/api/v1/users/{me}/balances"),
+                        &token,
+                        &format!("X-Min-Position: {position}\r\n"),
+                        "",
+                    )
+                    .await?;
+                if status != 200 {
+                    bail!("a read after a command failed: {status} {answer}");
+                }
+                if measured && window.still_open() {
+                    lat.push(t.elapsed().as_micros() as u64);
+                    command_lat.push(answered.as_micros() as u64);
+                }
+            }
+            anyhow::Ok((lat, command_lat))
+        }));
+    }
+    let mut visible = Vec::new();
+    let mut commands = Vec::new();
+    for task in tasks {
+        let (v, c) = task.await??;
+        visible.extend(v);
+        commands.extend(c);
+    }
+    visible.sort_unstable();
+    commands.sort_unstable();
+    Ok(Paced {
+        per_s: visible.len() as f64 / seconds,
+        visible_us: visible,
+        command_us: commands,
+    })
+}
+
+struct Paced {
+    per_s: f64,
+    visible_us: Vec<u64>,
+    /// Of the same commands: send to the command's answer.
+    command_us: Vec<u64>,
+}
+
+/// `VmHWM` of a process: the most memory it held resident.
+fn peak_memory_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(round2(kib / 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_a_peak_resident_size() {
+        let mib = peak_memory_mib(std::process::id()).unwrap();
+        assert!(mib > 0.0);
+    }
+}
