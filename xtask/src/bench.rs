@@ -24,7 +24,7 @@ use crate::database::DbArgs;
 
 #[derive(clap::Args, Clone)]
 pub struct BenchArgs {
-    /// What to measure: `append`, `append-probe`, `commands`, `pipeline` or `all`.
+    /// What to measure: `append`, `append-probe`, `commands`, `pipeline`, `views` or `all`.
     #[arg(default_value = "append")]
     pub what: String,
     /// Seconds each measured run lasts.
@@ -70,13 +70,15 @@ pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
         "all" => {
             append(db, args).await?;
             crate::bench_commands::run(db, args).await?;
-            crate::bench_pipeline::run(db, args).await
+            crate::bench_pipeline::run(db, args).await?;
+            crate::bench_views::run(db, args).await
         }
         "append-probe" => append_probe(db, args).await,
         "commands" => crate::bench_commands::run(db, args).await,
         "pipeline" => crate::bench_pipeline::run(db, args).await,
+        "views" => crate::bench_views::run(db, args).await,
         other => anyhow::bail!(
-            "unknown benchmark {other:?}; known: append, append-probe, commands, pipeline, all"
+            "unknown benchmark {other:?}; known: append, append-probe, commands, pipeline, views, all"
         ),
     }
 }

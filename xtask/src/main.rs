@@ -12,6 +12,7 @@
 mod bench;
 mod bench_commands;
 mod bench_pipeline;
+mod bench_views;
 mod cpu;
 mod database;
 mod e2e;
