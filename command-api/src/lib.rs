@@ -16,11 +16,12 @@
 //! - `reply.rs`: the success answer (`X-Position`, `ETag`); `error.rs`: `ApiError`, the
 //!   one mapping to problem+json.
 //! - `openapi.rs`: `/openapi.json`, generated from the handlers; `config.rs`: settings
-//!   and the dev secrets in `.dev/`.
+//!   and the dev secrets in `.dev/`; `append_metrics.rs`: the store's batches as metrics.
 //!
 //! Never logs personal data or key material: e-mail and name exist in clear only inside
 //! a handler, on their way to the keyring.
 
+mod append_metrics;
 mod caller;
 mod config;
 mod dev_token;
@@ -82,11 +83,16 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
         .authenticator()
         .await
         .context("loading the token keys (JWKS_FILE)")?;
+    let metrics = Metrics::new();
     let store = EventStore::connect(
         config.database_url.expose(),
         StoreOptions {
-            // Every command reads its streams first: one connection per command in flight.
+            // Commands read their streams on a cache miss or a conflict: a connection
+            // for each of many commands in flight.
             read_pool_size: 32,
+            observer: event_store::BatchObserver::new(append_metrics::BatchMetrics::register(
+                &metrics,
+            )),
             ..StoreOptions::default()
         },
     )
@@ -99,7 +105,7 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
         secrets.blind_index,
         currencies,
         authenticator,
-        Metrics::new(),
+        metrics,
     )
     .with_max_attempts(config.max_attempts))
 }

@@ -23,6 +23,7 @@ mod chain;
 mod error;
 mod event;
 mod literal;
+mod observe;
 mod read;
 pub mod relay;
 mod schema;
@@ -38,6 +39,7 @@ pub use event::{
     AppendOutcome, AppendRequest, Claim, ClaimOp, ClaimRecord, EventType, NewEvent, RecordedEvent,
     StreamWrite, WrittenStream,
 };
+pub use observe::{AppendObserver, BatchObserver};
 pub use read::Tail;
 pub use schema::{grant_writer, migrator};
 pub use store::{EventStore, StoreOptions};

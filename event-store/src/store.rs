@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::append::{BatchLimits, Batcher, Pending, Prepared};
 use crate::error::{AppendError, StoreError};
 use crate::event::{AppendOutcome, AppendRequest};
+use crate::observe::BatchObserver;
 
 /// Tuning of one [`EventStore`] handle.
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct StoreOptions {
     pub queue_depth: usize,
     /// How often a [`crate::Tail`] looks for events appended by other processes.
     pub poll_interval: Duration,
+    /// Who hears about each committed batch (metrics).
+    pub observer: BatchObserver,
 }
 
 impl Default for StoreOptions {
@@ -32,6 +35,7 @@ impl Default for StoreOptions {
             max_batch_bytes: 2 * 1024 * 1024,
             queue_depth: 4_096,
             poll_interval: Duration::from_millis(100),
+            observer: BatchObserver::default(),
         }
     }
 }
@@ -84,6 +88,7 @@ impl EventStore {
                 max_events: options.max_batch_events,
                 max_bytes: options.max_batch_bytes,
             },
+            options.observer.clone(),
         );
         tokio::spawn(batcher.run(rx));
         Ok(Self {

@@ -510,3 +510,44 @@ async fn concurrent_appenders_in_two_pools_leave_a_gapless_log_that_a_tail_reads
     })
     .await;
 }
+
+#[derive(Default, Clone)]
+struct Batches(std::sync::Arc<std::sync::Mutex<Vec<(usize, usize)>>>);
+
+impl event_store::AppendObserver for Batches {
+    fn batch(&self, appends: usize, events: usize, _took: Duration) {
+        self.0.lock().unwrap().push((appends, events));
+    }
+}
+
+#[tokio::test]
+async fn an_observer_hears_of_every_batch_with_its_appends_and_events() {
+    let db = TestDatabase::new().await;
+    let batches = Batches::default();
+    let store = db
+        .store_with(event_store::StoreOptions {
+            observer: event_store::BatchObserver::new(batches.clone()),
+            ..event_store::StoreOptions::default()
+        })
+        .await;
+    let appends = (0..20).map(|i| {
+        store.append(AppendRequest::single(
+            stream(&format!("observed-{i}")),
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+        ))
+    });
+    for result in join_all(appends).await {
+        result.unwrap();
+    }
+    // A refused append is part of its batch too.
+    let refused = store
+        .append(one("observed-0", ExpectedVersion::NoStream))
+        .await;
+    assert!(matches!(refused, Err(AppendError::Conflict { .. })));
+    let seen = batches.0.lock().unwrap().clone();
+    let appends: usize = seen.iter().map(|b| b.0).sum();
+    let events: usize = seen.iter().map(|b| b.1).sum();
+    assert_eq!((appends, events), (21, 41), "{seen:?}");
+    assert!(seen.iter().all(|b| b.0 >= 1 && b.1 >= b.0));
+}

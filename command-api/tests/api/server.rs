@@ -180,6 +180,17 @@ async fn the_shipped_server_serves_commands_health_metrics_and_its_openapi_docum
     assert!(metrics.body.contains("command_version_conflicts"));
     assert!(metrics.body.contains("command_idempotent_replays"));
     assert!(metrics.body.contains("http_request_duration_seconds"));
+    // The store's batches: the registration and the deposit, one event each.
+    let sample = |name: &str| -> f64 {
+        metrics
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {}", metrics.body))
+    };
+    assert_eq!(sample("append_batch_appends_sum"), 2.0);
+    assert_eq!(sample("append_batch_events_sum"), 2.0);
+    assert!(sample("append_batch_duration_seconds_count") >= 1.0);
 
     let openapi = http(addr, "GET", "/openapi.json", &[], "").await;
     assert_eq!(openapi.status, 200);

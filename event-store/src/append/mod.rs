@@ -45,6 +45,7 @@ use crate::error::{
     ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, ER_NO_REFERENCED_ROW,
 };
 use crate::event::{AppendOutcome, WrittenStream};
+use crate::observe::BatchObserver;
 use crate::stream::{ExpectedVersion, StreamId};
 
 /// How often a batch is retried after a deadlock, lock timeout or lost connection.
@@ -93,6 +94,7 @@ pub(crate) struct Batcher {
     locking_batches: u32,
     committed: watch::Sender<u64>,
     limits: BatchLimits,
+    observer: BatchObserver,
 }
 
 /// Why a whole batch must be rolled back and tried again (or given up).
@@ -139,6 +141,7 @@ impl Batcher {
         connect: MySqlConnectOptions,
         committed: watch::Sender<u64>,
         limits: BatchLimits,
+        observer: BatchObserver,
     ) -> Self {
         Self {
             connect,
@@ -147,6 +150,7 @@ impl Batcher {
             locking_batches: 0,
             committed,
             limits,
+            observer,
         }
     }
 
@@ -191,7 +195,9 @@ impl Batcher {
 
     #[tracing::instrument(skip_all, fields(appends = batch.len()))]
     async fn commit_batch(&mut self, batch: Vec<Pending>) {
+        let started = std::time::Instant::now();
         let appends: Vec<&Prepared> = batch.iter().map(|p| &p.append).collect();
+        let events = appends.iter().map(|a| a.events).sum();
         let mut attempt = 0;
         let results = loop {
             match self.try_commit(&appends).await {
@@ -208,11 +214,13 @@ impl Batcher {
                             .collect();
                     }
                     tracing::warn!(error = %e, attempt, "append batch retried");
+                    self.observer.batch_retried();
                     // Bounded backoff: 2, 4, 8 … 256 ms.
                     tokio::time::sleep(Duration::from_millis(1 << attempt.min(8))).await;
                 }
             }
         };
+        self.observer.batch(batch.len(), events, started.elapsed());
         for (pending, result) in batch.into_iter().zip(results) {
             // A caller that gave up waiting no longer cares.
             let _ = pending.reply.send(result);
