@@ -9,7 +9,7 @@ mod support;
 use std::process::{Child, Stdio};
 
 use ledger::UserId;
-use support::{cloud_event, eventually, Env, Running, Scenario};
+use support::{assert_verified, cloud_event, eventually, Env, Running, Scenario};
 
 async fn history(
     env: &Env,
@@ -21,21 +21,6 @@ async fn history(
     let mut events = env.append(&scenario.register(users)).await;
     events.extend(env.append(&scenario.activity(activity)).await);
     events
-}
-
-async fn assert_verified(env: &Env) {
-    let report = projector::verify(&env.config).await.expect("verify runs");
-    assert!(
-        report.is_clean(),
-        "verify found differences:\n{}",
-        report
-            .differences
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    assert_eq!(report.position, env.head().await);
 }
 
 #[tokio::test]

@@ -165,6 +165,23 @@ impl Env {
         self.head().await
     }
 
+    /// Appends the groups in order, one at a time, until `stop` turns true or none are
+    /// left: commands arriving steadily while something else happens. Returns how many
+    /// were appended (a prefix of a valid history is valid).
+    pub async fn append_until(
+        &self,
+        groups: &[Vec<LedgerEvent>],
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> usize {
+        for (appended, group) in groups.iter().enumerate() {
+            if *stop.borrow() {
+                return appended;
+            }
+            self.store.append(request(group)).await.expect("append");
+        }
+        groups.len()
+    }
+
     /// Appends raw data as an event of `event_type` on `user`'s stream (for poison).
     pub async fn append_raw(
         &self,
@@ -465,6 +482,22 @@ where
         assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// The read tables equal a rebuild of the whole log, and the checkpoint is its head.
+pub async fn assert_verified(env: &Env) {
+    let report = projector::verify(&env.config).await.expect("verify runs");
+    assert!(
+        report.is_clean(),
+        "verify found differences:\n{}",
+        report
+            .differences
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(report.position, env.head().await);
 }
 
 /// A small deterministic generator of plausible ledger histories.
