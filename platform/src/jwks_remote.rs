@@ -12,11 +12,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::header::{ACCEPT, HOST, USER_AGENT};
-use axum::http::{Request, Uri};
+use axum::http::header::{ACCEPT, USER_AGENT};
+use axum::http::Request;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+
+use crate::http_client::{self, ExchangeError, HttpTarget, UrlProblem};
 
 /// A JWKS larger than this is refused: real ones are a few KiB.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -25,10 +25,7 @@ const MAX_JWKS_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwksUrl {
     text: String,
-    host: String,
-    port: u16,
-    authority: String,
-    path_and_query: String,
+    target: HttpTarget,
 }
 
 /// Why a string is not a usable [`JwksUrl`].
@@ -43,43 +40,18 @@ impl FromStr for JwksUrl {
     type Err = InvalidJwksUrl;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason| InvalidJwksUrl {
+        let target = HttpTarget::parse(s).map_err(|problem| InvalidJwksUrl {
             url: s.to_owned(),
-            reason,
-        };
-        let uri: Uri = s
-            .parse()
-            .map_err(|_| invalid("expected http://host[:port]/path"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(invalid(
-                    "https is not supported (plain http on the private network; see docs/adr/0006-jwks-from-url.md)",
-                ))
-            }
-            _ => return Err(invalid("expected http://host[:port]/path")),
-        }
-        let authority = uri.authority().ok_or_else(|| invalid("no host"))?;
-        if authority.as_str().contains('@') {
-            return Err(invalid("credentials in the URL are not accepted"));
-        }
-        let host = authority.host();
-        if host.is_empty() {
-            return Err(invalid("no host"));
-        }
-        // `[::1]` in a URL is `::1` to the resolver.
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+            reason: match problem {
+                UrlProblem::NotHttp => "expected http://host[:port]/path",
+                UrlProblem::Https => "https is not supported (plain http on the private network; see docs/adr/0006-jwks-from-url.md)",
+                UrlProblem::Credentials => "credentials in the URL are not accepted",
+                UrlProblem::NoHost => "no host",
+            },
+        })?;
         Ok(Self {
             text: s.to_owned(),
-            host: host.to_owned(),
-            port: authority.port_u16().unwrap_or(80),
-            authority: authority.as_str().to_owned(),
-            path_and_query: uri
-                .path_and_query()
-                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            target,
         })
     }
 }
@@ -146,29 +118,20 @@ pub(crate) async fn fetch(url: &JwksUrl, timeout: Duration) -> Result<String, Fe
 }
 
 async fn fetch_unbounded(url: &JwksUrl) -> Result<String, FetchError> {
-    let http = |e: hyper::Error| FetchError::Http(Box::new(e));
-    let stream = TcpStream::connect((url.host.as_str(), url.port))
-        .await
-        .map_err(|source| FetchError::Connect {
-            authority: url.authority.clone(),
-            source,
-        })?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(http)?;
-    // The connection task ends by itself once `sender` is dropped (or the peer closes).
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "JWKS connection closed with an error");
-        }
-    });
-    let request = Request::get(url.path_and_query.as_str())
-        .header(HOST, url.authority.as_str())
+    let request = Request::get(url.target.path_and_query.as_str())
         .header(ACCEPT, "application/json")
         .header(USER_AGENT, "ledger-platform")
         .body(Empty::<Bytes>::new())
         .map_err(|e| FetchError::Http(Box::new(e)))?;
-    let response = sender.send_request(request).await.map_err(http)?;
+    let response = http_client::send(&url.target, request)
+        .await
+        .map_err(|error| match error {
+            ExchangeError::Connect(source) => FetchError::Connect {
+                authority: url.target.authority.clone(),
+                source,
+            },
+            ExchangeError::Http(source) => FetchError::Http(source),
+        })?;
     if !response.status().is_success() {
         return Err(FetchError::Status {
             status: response.status().as_u16(),
@@ -191,17 +154,23 @@ mod tests {
         let url: JwksUrl = "http://keycloak:8080/realms/ledger/protocol/openid-connect/certs"
             .parse()
             .unwrap();
-        assert_eq!((url.host.as_str(), url.port), ("keycloak", 8080));
-        assert_eq!(url.authority, "keycloak:8080");
         assert_eq!(
-            url.path_and_query,
+            (url.target.host.as_str(), url.target.port),
+            ("keycloak", 8080)
+        );
+        assert_eq!(url.target.authority, "keycloak:8080");
+        assert_eq!(
+            url.target.path_and_query,
             "/realms/ledger/protocol/openid-connect/certs"
         );
         let url: JwksUrl = "http://idp".parse().unwrap();
-        assert_eq!((url.port, url.path_and_query.as_str()), (80, "/"));
+        assert_eq!(
+            (url.target.port, url.target.path_and_query.as_str()),
+            (80, "/")
+        );
         let url: JwksUrl = "http://[::1]:9000/jwks?x=1".parse().unwrap();
-        assert_eq!((url.host.as_str(), url.port), ("::1", 9000));
-        assert_eq!(url.path_and_query, "/jwks?x=1");
+        assert_eq!((url.target.host.as_str(), url.target.port), ("::1", 9000));
+        assert_eq!(url.target.path_and_query, "/jwks?x=1");
         assert_eq!(url.to_string(), "http://[::1]:9000/jwks?x=1");
     }
 
