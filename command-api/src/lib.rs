@@ -98,6 +98,8 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     )
     .await
     .context("connecting to the event store (DATABASE_URL)")?;
+    let pool = store.pool().clone();
+    metrics.watch_pool("events", move || event_store::pool_usage(&pool));
     let keys = KeyStore::new(store.pool().clone(), secrets.master_keys);
     Ok(AppState::new(
         store,

@@ -42,6 +42,6 @@ pub use event::{
 pub use observe::{AppendObserver, BatchObserver};
 pub use read::Tail;
 pub use schema::{grant_writer, migrator};
-pub use store::{EventStore, StoreOptions};
+pub use store::{pool_usage, EventStore, StoreOptions};
 pub use stream::{ExpectedVersion, InvalidName, StreamId};
 pub use verify::VerifyReport;

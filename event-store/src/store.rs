@@ -40,6 +40,16 @@ impl Default for StoreOptions {
     }
 }
 
+/// `(open, idle, max)` connections of `pool`, or `None` once it is closed: what a
+/// service's metrics sample (`platform::Metrics::watch_pool`).
+pub fn pool_usage(pool: &MySqlPool) -> Option<(u32, u32, u32)> {
+    if pool.is_closed() {
+        return None;
+    }
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+    Some((pool.size(), idle, pool.options().get_max_connections()))
+}
+
 /// A handle on the event log. Cheap to clone; the last clone dropped stops its batcher.
 #[derive(Clone)]
 pub struct EventStore {

@@ -22,6 +22,7 @@ use axum::routing::get;
 use axum::Router;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry, Unit};
 
@@ -46,6 +47,16 @@ struct HttpLabels {
 
 type LatencyFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PoolLabels {
+    pool: &'static str,
+    /// `open` (connections the pool holds), `idle` (of those, not in use) or `max`.
+    state: &'static str,
+}
+
+/// How often [`Metrics::watch_pool`] samples a pool.
+const POOL_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The process's metric registry. Cheap to clone; clones share it.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -56,6 +67,7 @@ pub struct Metrics {
 struct Inner {
     registry: RwLock<Registry>,
     http_duration: LatencyFamily,
+    pools: Family<PoolLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -76,12 +88,46 @@ impl Metrics {
             Unit::Seconds,
             http_duration.clone(),
         );
+        let pools = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_pool_connections",
+            "Database connections by pool: open, of those idle, and the pool's maximum",
+            pools.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry: RwLock::new(registry),
                 http_duration,
+                pools,
             }),
         }
+    }
+
+    /// Samples a connection pool into `db_pool_connections{pool="<name>"}` every second,
+    /// from a task of its own (needs a runtime). `sample` answers `(open, idle, max)`, or
+    /// `None` once the pool is closed, which ends the task. Takes a closure so that this
+    /// crate needs no database driver.
+    pub fn watch_pool(
+        &self,
+        name: &'static str,
+        sample: impl Fn() -> Option<(u32, u32, u32)> + Send + 'static,
+    ) {
+        let pools = self.inner.pools.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(POOL_SAMPLE_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some((open, idle, max)) = sample() else {
+                    return;
+                };
+                for (state, value) in [("open", open), ("idle", idle), ("max", max)] {
+                    pools
+                        .get_or_create(&PoolLabels { pool: name, state })
+                        .set(i64::from(value));
+                }
+            }
+        });
     }
 
     /// Adds a service metric (a `Counter`, `Gauge`, `Histogram` or a `Family` of them).

@@ -561,6 +561,25 @@ async fn service_metrics_share_the_registry() {
         .contains("event_appends_total 3"));
 }
 
+#[tokio::test]
+async fn a_watched_pool_is_sampled_until_it_closes() {
+    let metrics = Metrics::new();
+    let state = std::sync::Arc::new(std::sync::Mutex::new(Some((5u32, 2u32, 8u32))));
+    let sampled = state.clone();
+    metrics.watch_pool("reads", move || *sampled.lock().unwrap());
+    let line = r#"db_pool_connections{pool="reads",state="idle"} 2"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !metrics.render().unwrap().contains(line) {
+        assert!(std::time::Instant::now() < deadline, "never sampled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = metrics.render().unwrap();
+    assert!(text.contains(r#"db_pool_connections{pool="reads",state="open"} 5"#));
+    assert!(text.contains(r#"db_pool_connections{pool="reads",state="max"} 8"#));
+    // Closed: the last sample stays, nothing panics.
+    *state.lock().unwrap() = None;
+}
+
 // ---- health ----
 
 #[tokio::test]

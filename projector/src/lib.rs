@@ -82,6 +82,8 @@ where
     let projector_metrics = ProjectorMetrics::register(&metrics);
     let health = Health::default();
     let pool = read_pool(&config)?;
+    let sampled = pool.clone();
+    metrics.watch_pool("read_model", move || event_store::pool_usage(&sampled));
     let app = health
         .readiness(pool.clone())
         .router()

@@ -119,12 +119,19 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
             PersonalData::from_dev_file(store.pool().clone(), path)
         }
     };
+    let metrics = Metrics::new();
+    let log = store.pool().clone();
+    metrics.watch_pool("events", move || event_store::pool_usage(&log));
+    if config.events_database_url.is_some() {
+        let reads = pool.clone();
+        metrics.watch_pool("read_model", move || event_store::pool_usage(&reads));
+    }
     Ok(AppState::new(
         pool,
         store,
         personal,
         authenticator,
-        Metrics::new(),
+        metrics,
         config.settings(),
     ))
 }

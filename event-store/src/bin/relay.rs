@@ -133,6 +133,8 @@ async fn run(
     };
     if let Some(store) = store {
         let _ = pool.set(store.pool().clone());
+        let sampled = store.pool().clone();
+        metrics.watch_pool("events", move || event_store::pool_usage(&sampled));
         let relay = Relay::new(store, relay_config)
             .context("relay configuration")?
             .with_observer((PrometheusObserver::register(&metrics), stats));
