@@ -14,10 +14,18 @@ use axum::response::Response;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::otlp::{PARENT_SPAN_ID_FIELD, TRACE_ID_FIELD};
+
 /// Request and response header of the correlation id.
 pub const CORRELATION_ID_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The name and target of the per-request span, which span export marks as a server span.
+pub(crate) const REQUEST_SPAN: &str = "request";
+pub(crate) const REQUEST_SPAN_TARGET: &str = module_path!();
+/// The request span's field with the response status, recorded once the answer is known.
+pub(crate) const STATUS_FIELD: &str = "status";
 
 /// 1–128 visible ASCII characters, from the client or made here (a UUIDv7).
 ///
@@ -79,8 +87,9 @@ impl<S: Send + Sync> FromRequestParts<S> for CorrelationId {
 }
 
 /// Middleware (`axum::middleware::from_fn(correlate)`): settles the correlation id, stores
-/// it in the request extensions, runs the request inside a `request` span carrying it (and
-/// the W3C `traceparent` trace id when sent), logs one line per request, and echoes the id
+/// it in the request extensions, runs the request inside a `request` span carrying it (and,
+/// from a W3C `traceparent`, the `trace_id` and the caller's span as `parent_span_id`),
+/// logs one line per request, records the response `status` on the span, and echoes the id
 /// in the response.
 pub async fn correlate(mut req: Request, next: Next) -> Response {
     let id = CorrelationId::from_headers(req.headers());
@@ -90,16 +99,21 @@ pub async fn correlate(mut req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned());
     let span = tracing::info_span!(
-        "request",
+        REQUEST_SPAN,
         method = %req.method(),
         route = route.as_deref().unwrap_or("unmatched"),
         path = req.uri().path(),
         correlation_id = %id,
         trace_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
         subject = tracing::field::Empty,
+        status = tracing::field::Empty,
     );
-    if let Some(trace_id) = trace_id(req.headers()) {
-        span.record("trace_id", trace_id);
+    if let Some((trace_id, parent_span_id)) = trace_context(req.headers()) {
+        span.record(TRACE_ID_FIELD, trace_id);
+        if let Some(parent_span_id) = parent_span_id {
+            span.record(PARENT_SPAN_ID_FIELD, parent_span_id);
+        }
     }
     // Probes and scrapes arrive every few seconds; their lines would drown the traffic.
     let routine = route
@@ -114,23 +128,27 @@ pub async fn correlate(mut req: Request, next: Next) -> Response {
     } else {
         tracing::info!(parent: &span, status, latency_ms, "request completed");
     }
+    // After the line, which has the status already, for span export.
+    span.record(STATUS_FIELD, status);
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(CORRELATION_ID_HEADER, value);
     }
     response
 }
 
-/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), if valid.
-fn trace_id(headers: &HeaderMap) -> Option<&str> {
+/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), if valid,
+/// with its parent id (the caller's span) if that is valid too.
+fn trace_context(headers: &HeaderMap) -> Option<(&str, Option<&str>)> {
     let value = headers.get(TRACEPARENT)?.to_str().ok()?;
     let mut parts = value.split('-');
     let (_version, trace_id) = (parts.next()?, parts.next()?);
-    let valid = trace_id.len() == 32
-        && trace_id
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && trace_id.bytes().any(|b| b != b'0');
-    valid.then_some(trace_id)
+    let lower_hex = |id: &str, len: usize| {
+        id.len() == len
+            && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            && id.bytes().any(|b| b != b'0')
+    };
+    let parent_span_id = parts.next().filter(|id| lower_hex(id, 16));
+    lower_hex(trace_id, 32).then_some((trace_id, parent_span_id))
 }
 
 #[cfg(test)]
@@ -155,17 +173,28 @@ mod tests {
     }
 
     #[test]
-    fn traceparent_trace_id() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            TRACEPARENT,
-            HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    fn traceparent_trace_id_and_parent() {
+        let context = |value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(TRACEPARENT, HeaderValue::from_static(value));
+            trace_context(&h).map(|(t, p)| (t.to_owned(), p.map(str::to_owned)))
+        };
+        let trace = "0af7651916cd43dd8448eb211c80319c".to_owned();
+        assert_eq!(
+            context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            Some((trace.clone(), Some("b7ad6b7169203331".to_owned())))
         );
-        assert_eq!(trace_id(&h), Some("0af7651916cd43dd8448eb211c80319c"));
-        h.insert(
-            TRACEPARENT,
-            HeaderValue::from_static("00-00000000000000000000000000000000-b7ad6b7169203331-01"),
+        assert_eq!(
+            context("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"),
+            Some((trace.clone(), None))
         );
-        assert_eq!(trace_id(&h), None);
+        assert_eq!(
+            context("00-0af7651916cd43dd8448eb211c80319c-B7AD6B7169203331-01"),
+            Some((trace, None))
+        );
+        assert_eq!(
+            context("00-00000000000000000000000000000000-b7ad6b7169203331-01"),
+            None
+        );
     }
 }

@@ -17,6 +17,7 @@
 //! | `principal` | [`Principal`], [`Role`]: the caller, its role predicates, the extractor (401 on failure) |
 //! | `dev_keys` | [`DevKeys`]: the dev Ed25519 key in `.dev/`, its JWKS, token minting for tests and xtask |
 //! | `telemetry` | [`init`]: JSON log lines with `service` and the span's `correlation_id` / `trace_id` |
+//! | `otlp` | [`OtlpLayer`], [`OtlpExporter`]: spans to an OpenTelemetry collector, OTLP/HTTP JSON, batched, never blocking |
 //! | `correlation` | [`CorrelationId`] extractor and the [`correlate`] middleware (span, echo header) |
 //! | `metrics` | [`Metrics`]: registry, `http_request_duration_seconds`, `GET /metrics` |
 //! | `health` | [`Readiness`]: `GET /health/live`, `GET /health/ready` with async checks |
@@ -81,6 +82,7 @@ mod http_client;
 mod json;
 mod jwks_remote;
 mod metrics;
+mod otlp;
 mod principal;
 mod problem;
 mod server;
@@ -100,6 +102,9 @@ pub use health::{BoxError, Readiness, ReadinessReport};
 pub use json::{parse as parse_json, Json, MAX_BODY_BYTES};
 pub use jwks_remote::{FetchError, InvalidJwksUrl, JwksUrl, RemoteJwks};
 pub use metrics::{track_http, Metrics, OPENMETRICS_CONTENT_TYPE};
+pub use otlp::{
+    otlp_layer, InvalidOtlpEndpoint, OtlpEndpoint, OtlpExporter, OtlpLayer, OtlpSettings, OtlpStats,
+};
 pub use principal::{Principal, Role, UnknownRole};
 pub use problem::{FieldProblem, Problem, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
 pub use server::{method_not_allowed, not_found, observe, serve, shutdown_signal, ServeError};
