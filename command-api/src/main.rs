@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    config.telemetry.init("command-api")?;
+    let _telemetry = config.telemetry.init("command-api")?;
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::auth::{AuthSetupError, Authenticator, JwksSource, SigningAlgorithm, TokenPolicy};
 use crate::dev_keys::{DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_FILE};
 use crate::jwks_remote::{JwksUrl, RemoteJwks};
-use crate::telemetry::{self, LogFormat, TelemetryError, DEFAULT_LOG_FILTER};
+use crate::otlp::{OtlpEndpoint, OtlpSettings};
+use crate::telemetry::{self, LogFormat, Telemetry, TelemetryError, DEFAULT_LOG_FILTER};
 
 /// How bearer tokens are checked. The defaults accept the tokens of `cargo xtask token`.
 ///
@@ -79,21 +80,42 @@ impl AuthArgs {
     }
 }
 
-/// How the process logs.
+/// How the process logs and, optionally, exports its spans.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct TelemetryArgs {
     /// `json` (one object per line) or `text`.
     #[arg(long, env = "LOG_FORMAT", default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
-    /// Filter in `RUST_LOG` syntax, e.g. `info,sqlx=warn`.
+    /// Filter in `RUST_LOG` syntax, e.g. `info,sqlx=warn`. Also decides which spans are
+    /// exported.
     #[arg(long, env = "RUST_LOG", default_value = DEFAULT_LOG_FILTER)]
     pub log_filter: String,
+    /// OpenTelemetry collector (OTLP/HTTP, plain http://) to export spans to, e.g.
+    /// `http://otel-collector:4318`; spans are POSTed as JSON to `<endpoint>/v1/traces`.
+    /// Unset: no export. Set but empty is refused.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<OtlpEndpoint>,
+    /// `service.name` of exported spans; the service's own name (`command-api`, …) if unset.
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub otel_service_name: Option<String>,
 }
 
 impl TelemetryArgs {
-    /// Installs the global subscriber for `service_name`.
-    pub fn init(&self, service_name: &str) -> Result<(), TelemetryError> {
-        telemetry::init(service_name, self.log_format, &self.log_filter)
+    /// Span export for `service_name`, when an endpoint is configured.
+    pub fn otlp(&self, service_name: &str) -> Option<OtlpSettings> {
+        let endpoint = self.otlp_endpoint.clone()?;
+        let name = self.otel_service_name.as_deref().unwrap_or(service_name);
+        Some(OtlpSettings::new(endpoint, name))
+    }
+
+    /// Installs the global subscriber for `service_name`; keep what it returns until exit.
+    pub fn init(&self, service_name: &str) -> Result<Telemetry, TelemetryError> {
+        telemetry::init(
+            service_name,
+            self.log_format,
+            &self.log_filter,
+            self.otlp(service_name),
+        )
     }
 }
 
@@ -117,6 +139,41 @@ mod tests {
         assert_eq!(config.auth.jwt_algorithm, SigningAlgorithm::EdDSA);
         assert_eq!(config.auth.jwks_file, ".dev/jwks.json");
         assert_eq!(config.telemetry.log_format, LogFormat::Json);
+        assert_eq!(config.telemetry.otlp("svc"), None);
+    }
+
+    #[test]
+    fn an_otlp_endpoint_turns_export_on_under_the_service_name_unless_another_is_given() {
+        let endpoint = "http://otel-collector:4318";
+        let config = Config::try_parse_from(["svc", "--otlp-endpoint", endpoint]).unwrap();
+        let otlp = config.telemetry.otlp("command-api").unwrap();
+        assert_eq!(otlp.endpoint.to_string(), endpoint);
+        assert_eq!(
+            otlp.endpoint.traces_url(),
+            "http://otel-collector:4318/v1/traces"
+        );
+        assert_eq!(otlp.service_name, "command-api");
+        assert_eq!(
+            (otlp.queue_capacity, otlp.batch_size, otlp.flush_every),
+            (2048, 512, Duration::from_secs(1))
+        );
+
+        let config = Config::try_parse_from([
+            "svc",
+            "--otlp-endpoint",
+            endpoint,
+            "--otel-service-name",
+            "ledger-commands",
+        ])
+        .unwrap();
+        let otlp = config.telemetry.otlp("command-api").unwrap();
+        assert_eq!(otlp.service_name, "ledger-commands");
+        for bad in ["", "https://otel-collector:4318", "otel-collector:4318"] {
+            assert!(
+                Config::try_parse_from(["svc", "--otlp-endpoint", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -16,13 +16,19 @@
 //! | `http_client` | the crate's one HTTP client: a plain `http://` target, one HTTP/1.1 exchange per connection |
 //! | `principal` | [`Principal`], [`Role`]: the caller, its role predicates, the extractor (401 on failure) |
 //! | `dev_keys` | [`DevKeys`]: the dev Ed25519 key in `.dev/`, its JWKS, token minting for tests and xtask |
-//! | `telemetry` | [`init`]: JSON log lines with `service` and the span's `correlation_id` / `trace_id` |
+//! | `telemetry` | [`init`], [`Telemetry`]: JSON log lines with `service` and the span's `correlation_id` / `trace_id` |
 //! | `otlp` | [`OtlpLayer`], [`OtlpExporter`]: spans to an OpenTelemetry collector, OTLP/HTTP JSON, batched, never blocking |
 //! | `correlation` | [`CorrelationId`] extractor and the [`correlate`] middleware (span, echo header) |
 //! | `metrics` | [`Metrics`]: registry, `http_request_duration_seconds`, `GET /metrics` |
 //! | `health` | [`Readiness`]: `GET /health/live`, `GET /health/ready` with async checks |
 //! | `server` | [`serve`], [`shutdown_signal`], [`observe`] (the standard middleware) and fallbacks |
 //! | `config` | [`AuthArgs`], [`TelemetryArgs`]: clap groups services flatten into their `Config` |
+//!
+//! [`TelemetryArgs`] reads `LOG_FORMAT` (`json` | `text`), `RUST_LOG` (the filter, for log
+//! lines and exported spans alike), `OTEL_EXPORTER_OTLP_ENDPOINT` (a collector's base URL,
+//! plain `http://`, e.g. `http://otel-collector:4318`; spans go to `/v1/traces`; unset, the
+//! default, exports nothing) and `OTEL_SERVICE_NAME` (the resource's `service.name`;
+//! the name the binary passes to `init` if unset).
 //!
 //! A service wires it like this (its state implements `FromRef` for [`Authenticator`];
 //! a real handler maps errors through the service's own `ApiError`):
@@ -108,7 +114,9 @@ pub use otlp::{
 pub use principal::{Principal, Role, UnknownRole};
 pub use problem::{FieldProblem, Problem, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
 pub use server::{method_not_allowed, not_found, observe, serve, shutdown_signal, ServeError};
-pub use telemetry::{init, LogFormat, TelemetryError, UnknownLogFormat, DEFAULT_LOG_FILTER};
+pub use telemetry::{
+    init, LogFormat, Telemetry, TelemetryError, UnknownLogFormat, DEFAULT_LOG_FILTER,
+};
 
 /// The metrics library services register their own metrics with; re-exported so every
 /// crate uses the version the registry was built with.

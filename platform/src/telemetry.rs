@@ -5,9 +5,13 @@
 //! `service` plus the `correlation_id` and `trace_id` of the nearest enclosing span that
 //! has them. Put those ids on a span (the HTTP middleware does; the projector opens one per
 //! message), not on single events, so that every line below it is tagged.
+//!
+//! With [`OtlpSettings`] the same spans are also exported to an OpenTelemetry collector
+//! (`crate::otlp`); the filter decides for both.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -18,6 +22,8 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::otlp::{otlp_layer, OtlpExporter, OtlpSettings};
 
 /// The filter used when the caller has none (`RUST_LOG` syntax).
 pub const DEFAULT_LOG_FILTER: &str = "info";
@@ -69,25 +75,70 @@ pub enum TelemetryError {
     },
     #[error("a global tracing subscriber is already installed")]
     AlreadyInitialised(#[source] tracing_subscriber::util::TryInitError),
+    #[error("starting the span exporter's thread")]
+    ExporterThread(#[source] std::io::Error),
+}
+
+/// How long dropping [`Telemetry`] waits for the last spans to reach the collector.
+const FINAL_FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// What [`init`] started. Keep it for the life of the process (`let _telemetry = …`):
+/// dropping it sends the spans still queued, waiting at most 2 s. Dropping it early only
+/// flushes early; export goes on.
+#[must_use = "dropping it at once loses the final flush of spans at shutdown"]
+#[derive(Debug)]
+pub struct Telemetry {
+    exporter: Option<OtlpExporter>,
+}
+
+impl Telemetry {
+    /// The span exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` was given.
+    pub fn exporter(&self) -> Option<&OtlpExporter> {
+        self.exporter.as_ref()
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(exporter) = &self.exporter {
+            exporter.flush(FINAL_FLUSH_WAIT);
+        }
+    }
 }
 
 /// Installs the global subscriber. `filter` is `RUST_LOG` syntax, e.g.
 /// `info,sqlx=warn`; the caller reads it from its config ([`DEFAULT_LOG_FILTER`] if none).
-pub fn init(service_name: &str, format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
+/// With `otlp`, spans are exported too.
+pub fn init(
+    service_name: &str,
+    format: LogFormat,
+    filter: &str,
+    otlp: Option<OtlpSettings>,
+) -> Result<Telemetry, TelemetryError> {
     let env_filter = EnvFilter::try_new(filter).map_err(|source| TelemetryError::Filter {
         filter: filter.to_owned(),
         source,
     })?;
+    let (export, exporter) = match otlp {
+        Some(settings) => {
+            let (layer, exporter) = otlp_layer(settings).map_err(TelemetryError::ExporterThread)?;
+            (Some(layer), Some(exporter))
+        }
+        None => (None, None),
+    };
+    // The filter comes first, so it decides for every layer after it.
     let registry = tracing_subscriber::registry()
         .with(env_filter)
-        .with(CorrelationLayer);
+        .with(CorrelationLayer)
+        .with(export);
     match format {
         LogFormat::Json => registry
             .with(json_layer(service_name, std::io::stdout))
             .try_init(),
         LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
     }
-    .map_err(TelemetryError::AlreadyInitialised)
+    .map_err(TelemetryError::AlreadyInitialised)?;
+    Ok(Telemetry { exporter })
 }
 
 /// The JSON formatting layer; public to the crate so tests can aim it at a buffer.

@@ -9,6 +9,6 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = projector::Cli::parse();
-    cli.telemetry.init("projector")?;
+    let _telemetry = cli.telemetry.init("projector")?;
     Ok(projector::execute(cli.command, cli.config).await?)
 }

@@ -89,7 +89,7 @@ impl Config {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    config.telemetry.init("relay")?;
+    let _telemetry = config.telemetry.init("relay")?;
     let listener = TcpListener::bind(config.metrics_addr)
         .await
         .with_context(|| format!("binding {}", config.metrics_addr))?;
