@@ -1,0 +1,333 @@
+//! Span export: a real OTLP/HTTP receiver on a loopback port collects what the exporter
+//! POSTs while requests go through a router wearing platform's middleware; and a collector
+//! that is absent or never answers costs the requests nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use platform::{Metrics, OtlpExporter, OtlpSettings};
+use serde_json::Value;
+use tokio::sync::watch;
+use tower::ServiceExt;
+use tracing::Instrument;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::EnvFilter;
+
+const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const CALLER_SPAN_ID: &str = "b7ad6b7169203331";
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// One POST the collector received.
+#[derive(Clone, Debug)]
+struct Post {
+    path: String,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+/// An OTLP/HTTP receiver on a thread and runtime of its own, so that its own work never
+/// shows up in the spans under test.
+struct Collector {
+    endpoint: String,
+    posts: watch::Receiver<Vec<Post>>,
+}
+
+fn start_collector() -> Collector {
+    let (posts_tx, posts) = watch::channel(Vec::new());
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            let app = Router::new()
+                .route("/v1/traces", post(receive))
+                .with_state(Arc::new(posts_tx));
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    let addr = addr_rx.recv_timeout(DEADLINE).unwrap();
+    Collector {
+        endpoint: format!("http://{addr}"),
+        posts,
+    }
+}
+
+async fn receive(
+    State(posts): State<Arc<watch::Sender<Vec<Post>>>>,
+    request: Request<Body>,
+) -> (StatusCode, [(&'static str, &'static str); 1], &'static str) {
+    let path = request.uri().path().to_owned();
+    let content_type = header(request.headers());
+    let body = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024)
+        .await
+        .unwrap();
+    posts.send_modify(|posts| {
+        posts.push(Post {
+            path,
+            content_type,
+            body,
+        })
+    });
+    (StatusCode::OK, [("content-type", "application/json")], "{}")
+}
+
+fn header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The service under test: two routes behind platform's standard middleware.
+fn app() -> Router {
+    let router = Router::new()
+        .route("/accounts/{id}", get(load_account))
+        .route(
+            "/broken",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        );
+    platform::observe(router, &Metrics::new())
+}
+
+async fn load_account(Path(id): Path<u32>) -> &'static str {
+    async {
+        // Below the filter's level: never exported.
+        tracing::debug_span!("cache_lookup").in_scope(|| {});
+        tokio::task::yield_now().await;
+        "loaded"
+    }
+    .instrument(tracing::info_span!("load_account", account = id))
+    .await
+}
+
+/// The subscriber a service installs, with the `info` filter and without log output.
+fn subscriber(settings: OtlpSettings) -> (impl tracing::Subscriber + Send + Sync, OtlpExporter) {
+    let (layer, exporter) = platform::otlp_layer(settings).unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(EnvFilter::new("info"))
+        .with(layer);
+    (subscriber, exporter)
+}
+
+async fn get_status(app: &Router, uri: &str, traceparent: Option<&str>) -> StatusCode {
+    let mut request = Request::get(uri);
+    if let Some(traceparent) = traceparent {
+        request = request.header("traceparent", traceparent);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    response.status()
+}
+
+/// Every span of every POST, each checked to be a well-formed OTLP/JSON request whose
+/// resource names `service`.
+fn spans(posts: &[Post], service: &str) -> Vec<Value> {
+    let mut spans = Vec::new();
+    for post in posts {
+        assert_eq!(post.path, "/v1/traces");
+        assert_eq!(post.content_type.as_deref(), Some("application/json"));
+        let body: Value = serde_json::from_slice(&post.body).expect("the body is JSON");
+        for resource_spans in body["resourceSpans"].as_array().unwrap() {
+            let attributes = resource_spans["resource"]["attributes"].as_array().unwrap();
+            assert!(
+                attributes.contains(&serde_json::json!({
+                    "key": "service.name",
+                    "value": { "stringValue": service },
+                })),
+                "{attributes:?}"
+            );
+            for scope_spans in resource_spans["scopeSpans"].as_array().unwrap() {
+                spans.extend(scope_spans["spans"].as_array().unwrap().iter().cloned());
+            }
+        }
+    }
+    spans
+}
+
+fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
+    span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
+
+fn is_hex(value: &Value, len: usize) -> bool {
+    value.as_str().is_some_and(|s| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+#[tokio::test]
+async fn spans_of_a_request_reach_the_collector_under_the_callers_trace() {
+    let collector = start_collector();
+    let settings = OtlpSettings::new(collector.endpoint.parse().unwrap(), "ledger-test");
+    let (subscriber, _exporter) = subscriber(settings);
+    let _default = tracing::subscriber::set_default(subscriber);
+    let app = app();
+
+    let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01");
+    assert_eq!(
+        get_status(&app, "/accounts/7", Some(&traceparent)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_status(&app, "/broken", None).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+
+    // Exported by the periodic flush, not by anything the test does.
+    let mut posts = collector.posts.clone();
+    let posts = tokio::time::timeout(
+        DEADLINE,
+        posts.wait_for(|posts| {
+            let spans = spans(posts, "ledger-test");
+            spans.iter().filter(|s| s["name"] == "request").count() == 2
+                && spans.iter().any(|s| s["name"] == "load_account")
+        }),
+    )
+    .await
+    .expect("the spans reach the collector")
+    .unwrap()
+    .clone();
+    let spans = spans(&posts, "ledger-test");
+
+    for span in &spans {
+        assert!(is_hex(&span["traceId"], 32), "{span}");
+        assert!(is_hex(&span["spanId"], 16), "{span}");
+        let start: u64 = span["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
+        let end: u64 = span["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
+        assert!(start > 0 && end >= start, "{span}");
+    }
+    let request = spans
+        .iter()
+        .find(|s| {
+            s["name"] == "request"
+                && attribute(s, "route").unwrap()["stringValue"] == "/accounts/{id}"
+        })
+        .unwrap();
+    let load = spans.iter().find(|s| s["name"] == "load_account").unwrap();
+
+    // The trace of the caller's traceparent, under the caller's span.
+    assert_eq!(request["traceId"], TRACE_ID);
+    assert_eq!(request["parentSpanId"], CALLER_SPAN_ID);
+    assert_eq!(request["kind"], 2, "a server span");
+    assert_eq!(attribute(request, "method").unwrap()["stringValue"], "GET");
+    assert_eq!(attribute(request, "status").unwrap()["intValue"], "200");
+    assert!(attribute(request, "correlation_id").unwrap()["stringValue"].is_string());
+    assert_eq!(attribute(request, "trace_id"), None);
+    assert_eq!(request["status"]["code"], 0);
+
+    // The handler's span: same trace, a child of the request span.
+    assert_eq!(load["traceId"], TRACE_ID);
+    assert_eq!(load["parentSpanId"], request["spanId"]);
+    assert_ne!(load["spanId"], request["spanId"]);
+    assert_eq!(load["kind"], 1);
+    assert_eq!(attribute(load, "account").unwrap()["intValue"], "7");
+
+    assert!(
+        spans.iter().all(|s| s["name"] != "cache_lookup"),
+        "filtered out"
+    );
+
+    // Without a traceparent: a trace of its own, no parent, an error for the 500.
+    let broken = spans
+        .iter()
+        .find(|s| {
+            s["name"] == "request" && attribute(s, "route").unwrap()["stringValue"] == "/broken"
+        })
+        .unwrap();
+    assert_ne!(broken["traceId"], TRACE_ID);
+    assert!(broken.get("parentSpanId").is_none());
+    assert_eq!(broken["status"]["code"], 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_collector_fails_batches_without_failing_requests() {
+    // A port nobody listens on: connections are refused.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let settings = OtlpSettings::new(format!("http://{addr}").parse().unwrap(), "ledger-test");
+    let (subscriber, exporter) = subscriber(settings);
+    let _default = tracing::subscriber::set_default(subscriber);
+    let app = app();
+
+    for _ in 0..5 {
+        assert_eq!(get_status(&app, "/accounts/1", None).await, StatusCode::OK);
+    }
+    assert!(exporter.flush(DEADLINE), "the exporter answers a flush");
+    let stats = exporter.stats();
+    assert_eq!(stats.exported, 0);
+    assert_eq!(
+        stats.failed, 10,
+        "two spans per request, all in failed batches"
+    );
+    assert_eq!(stats.dropped, 0);
+
+    // Export goes on trying after failures; requests keep answering.
+    assert_eq!(get_status(&app, "/accounts/2", None).await, StatusCode::OK);
+    assert!(exporter.flush(DEADLINE));
+    assert_eq!(exporter.stats().failed, 12);
+}
+
+#[test]
+fn a_collector_that_never_answers_fills_the_queue_and_spans_are_dropped() {
+    // Connections complete in the kernel's backlog, but no answer ever comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let settings = OtlpSettings {
+        queue_capacity: 2,
+        batch_size: 1,
+        request_timeout: Duration::from_secs(600),
+        ..OtlpSettings::new(format!("http://{addr}").parse().unwrap(), "ledger-test")
+    };
+    let (subscriber, exporter) = subscriber(settings);
+
+    // The requests run on a thread of their own, so that a request path that waited for
+    // the exporter would show as a missed deadline here rather than hang the test.
+    let (answered, answers) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _default = tracing::subscriber::set_default(subscriber);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let app = app();
+            for id in 0..20 {
+                let status = get_status(&app, &format!("/accounts/{id}"), None).await;
+                answered.send(status).unwrap();
+            }
+        });
+    });
+    for _ in 0..20 {
+        let status = answers
+            .recv_timeout(DEADLINE)
+            .expect("requests answer while the collector hangs");
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    let stats = exporter.stats();
+    // 40 spans: at most one in the stuck request and two in the queue got anywhere.
+    assert!(stats.dropped >= 37, "{stats:?}");
+    assert_eq!((stats.exported, stats.failed), (0, 0));
+    drop(silent);
+}
