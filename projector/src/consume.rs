@@ -255,6 +255,9 @@ impl Consumer {
             let (done, rest): (Vec<_>, Vec<_>) = pending
                 .into_iter()
                 .partition(|(_, c, _)| c.position <= outcome.checkpoint);
+            for (delivery, candidate, correlation_id) in &done {
+                log_projected(delivery, candidate, correlation_id.as_deref());
+            }
             if let Some(last) = done.iter().map(|(d, _, _)| d.delivery_tag).max() {
                 if rest.is_empty() {
                     channel
@@ -466,4 +469,34 @@ async fn wait(stop: &mut watch::Receiver<bool>, period: Duration) -> Flow {
         _ = stop.changed() => Flow::Stop,
         () = tokio::time::sleep(period) => Flow::Continue,
     }
+}
+
+/// One line per event the batch's commit covered, under a span with the command's
+/// correlation and trace ids, so that a command can be followed from its HTTP request to
+/// here. At debug level: a projector applying tens of thousands of events a second
+/// logs them only when asked (`RUST_LOG=projector=debug`); the spans are cheap when off.
+fn log_projected(delivery: &Delivery, candidate: &Candidate, correlation_id: Option<&str>) {
+    let span = tracing::debug_span!(
+        "apply",
+        correlation_id = correlation_id.unwrap_or(""),
+        trace_id = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return;
+    }
+    if let Some(trace_id) = envelope::trace_id(&delivery.properties) {
+        span.record("trace_id", trace_id);
+    }
+    let event_type = candidate
+        .event
+        .as_ref()
+        .map_or("", |e| e.event_type.as_str());
+    span.in_scope(|| {
+        tracing::debug!(
+            position = candidate.position,
+            event_type,
+            redelivered = delivery.redelivered,
+            "event projected"
+        )
+    });
 }

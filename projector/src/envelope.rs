@@ -35,6 +35,27 @@ struct Envelope {
 #[error("the message is not a CloudEvents document with a position: {0}")]
 pub(crate) struct Unplaceable(String);
 
+/// The trace id of a message's W3C `traceparent` header (the relay copies it from the
+/// event's metadata), if it has a well-formed one.
+pub(crate) fn trace_id(properties: &lapin::BasicProperties) -> Option<String> {
+    let headers = properties.headers().as_ref()?;
+    let value = headers.inner().get("traceparent")?;
+    let text = match value {
+        lapin::types::AMQPValue::LongString(s) => {
+            String::from_utf8_lossy(s.as_bytes()).into_owned()
+        }
+        lapin::types::AMQPValue::ShortString(s) => s.as_str().to_owned(),
+        _ => return None,
+    };
+    // version "-" trace-id (32 hex) "-" parent-id (16 hex) "-" flags
+    let mut parts = text.split('-');
+    let (_version, trace, _parent) = (parts.next()?, parts.next()?, parts.next()?);
+    let valid = trace.len() == 32
+        && trace.bytes().all(|b| b.is_ascii_hexdigit())
+        && trace.bytes().any(|b| b != b'0');
+    valid.then(|| trace.to_ascii_lowercase())
+}
+
 /// The candidate a message body brings, and its correlation id if it has one.
 pub(crate) fn parse(body: &[u8]) -> Result<(Candidate, Option<String>), Unplaceable> {
     let value: serde_json::Value =
@@ -113,6 +134,32 @@ mod tests {
         assert_eq!(event.stream_version, 3);
         assert_eq!(event.recorded_at.microsecond(), 42);
         assert_eq!(correlation.as_deref(), Some("c-1"));
+    }
+
+    fn with_traceparent(value: &str) -> lapin::BasicProperties {
+        let mut headers = lapin::types::FieldTable::default();
+        headers.insert(
+            "traceparent".into(),
+            lapin::types::AMQPValue::LongString(value.into()),
+        );
+        lapin::BasicProperties::default().with_headers(headers)
+    }
+
+    #[test]
+    fn the_trace_id_comes_from_a_well_formed_traceparent_only() {
+        let good = "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01";
+        assert_eq!(
+            trace_id(&with_traceparent(good)).as_deref(),
+            Some("0af7651916cd43dd8448eb211c80319c")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd-b7ad6b7169203331-01",
+            "nonsense",
+        ] {
+            assert_eq!(trace_id(&with_traceparent(bad)), None, "{bad}");
+        }
+        assert_eq!(trace_id(&lapin::BasicProperties::default()), None);
     }
 
     #[test]
