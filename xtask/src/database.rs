@@ -201,8 +201,8 @@ pub async fn prepare(db: &DbArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Drops test databases an interrupted run left behind (none of their tables is newer
-/// than an hour), and writer accounts made by tests.
+/// Drops test and benchmark databases an interrupted run left behind (none of their
+/// tables is newer than an hour).
 pub async fn drop_stale_test_databases(db: &DbArgs) -> anyhow::Result<()> {
     let owner = account(&db.database_url, "DATABASE_URL")?;
     let mut conn = owner.options.clone().database("").connect().await?;
