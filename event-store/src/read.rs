@@ -170,7 +170,7 @@ impl EventStore {
 /// The first wait of a tail that just found events: a log that is being written to is
 /// looked at again about this soon, so other processes' commits are seen within a few
 /// milliseconds under load, while an idle tail backs off to `StoreOptions::poll_interval`.
-const MIN_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+const MIN_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Follows the log. Events appended through this process's store wake it at once; those
 /// of other processes are found by polling: soon after events were last found ([`MIN_POLL`]),

@@ -87,6 +87,13 @@ async fn nothing_is_lost_when_the_broker_stops_and_starts_again_under_appends() 
     );
     assert!(relay.stats.is_leader() && !relay.stats.is_broker_ready());
     assert_eq!(projector.get("/health/ready").await.0, 503);
+    // And the relay says how far behind it is, measured from the log (lag alerts
+    // depend on it while there is no session to measure it).
+    let behind = env.head().await - confirmed;
+    eventually("the relay's lag to cover the appends", || async {
+        (relay.stats.lag_positions() >= behind).then_some(())
+    })
+    .await;
 
     // The broker comes back: both reconnect by themselves and catch up.
     broker.start().await;

@@ -42,8 +42,13 @@ const COMMAND_ADDR: &str = "127.0.0.1:18081";
 const QUERY_ADDR: &str = "127.0.0.1:18082";
 const RELAY_METRICS: &str = "127.0.0.1:19101";
 const PROJECTOR_METRICS: &str = "127.0.0.1:19102";
-/// Clients of the peak and the paced load.
+/// Clients of the peak load (as `bench commands` at its top concurrency).
 const CLIENTS: usize = 64;
+/// Clients of the paced load: each waits for its command to become visible before its
+/// next one, so reaching half the peak rate at tens of ms per round takes more of them.
+const PACED_CLIENTS: usize = 256;
+/// One command in this many is probed for visibility.
+const PROBE_EVERY: u64 = 8;
 
 #[derive(Serialize, Default)]
 struct Report {
@@ -67,6 +72,13 @@ struct Report {
     /// The same commands' own latency (send to answer), at the paced load.
     command_p50_ms: f64,
     command_p99_ms: f64,
+    /// Command-to-visible latency at a tenth of the peak command rate: the pipeline's own
+    /// latency when the machine is not busy.
+    light_load_per_s: f64,
+    light_visible_p50_ms: f64,
+    light_visible_p99_ms: f64,
+    /// CPU µs per command of each process during the paced run (the whole pipeline).
+    paced_cpu_us_per_command: Vec<(String, f64)>,
     /// Peak resident memory of each process, MiB.
     memory_mib: Vec<(String, f64)>,
 }
@@ -157,6 +169,16 @@ fn print(r: &Report) {
         "the same commands answered: p50 {:.2} ms, p99 {:.2} ms",
         r.command_p50_ms, r.command_p99_ms
     );
+    println!(
+        "at {:.0} commands/s (a tenth of the peak): command-to-visible p50 {:.2} ms, p99 {:.2} ms",
+        r.light_load_per_s, r.light_visible_p50_ms, r.light_visible_p99_ms
+    );
+    let split: Vec<String> = r
+        .paced_cpu_us_per_command
+        .iter()
+        .map(|(p, us)| format!("{p} {us:.0}"))
+        .collect();
+    println!("CPU µs per command, paced run: {}", split.join(", "));
     for (process, mib) in &r.memory_mib {
         println!("peak memory {process:<12} {mib:>8.1} MiB");
     }
@@ -270,8 +292,8 @@ async fn measure(
     report.projector_live_per_s = rate_until(&pool, PROJECTOR_CHECKPOINT, head, new_head).await?;
 
     eprintln!("command-to-visible latency …");
-    let visible = visibility(root, url, args).await;
     let mut processes = vec![("relay", relay.id()), ("projector", projector.id())];
+    let visible = visibility(root, url, args, &processes).await;
     let visible = match visible {
         Ok((v, pids)) => {
             processes.extend(pids);
@@ -284,6 +306,10 @@ async fn measure(
     report.visible_p50_ms = round2(percentile_ms(&visible.latencies_us, 0.50));
     report.visible_p99_ms = round2(percentile_ms(&visible.latencies_us, 0.99));
     report.visible_samples = visible.latencies_us.len();
+    report.paced_cpu_us_per_command = visible.cpu_us_per_command.clone();
+    report.light_load_per_s = visible.light.per_s.round();
+    report.light_visible_p50_ms = round2(percentile_ms(&visible.light.visible_us, 0.50));
+    report.light_visible_p99_ms = round2(percentile_ms(&visible.light.visible_us, 0.99));
     report.command_p50_ms = round2(percentile_ms(&visible.command_us, 0.50));
     report.command_p99_ms = round2(percentile_ms(&visible.command_us, 0.99));
     report.memory_mib = processes
@@ -407,6 +433,9 @@ struct Visibility {
     paced: f64,
     latencies_us: Vec<u64>,
     command_us: Vec<u64>,
+    cpu_us_per_command: Vec<(String, f64)>,
+    /// The run at a tenth of the peak.
+    light: Paced,
     servers: Vec<tokio::process::Child>,
 }
 
@@ -414,6 +443,7 @@ async fn visibility(
     root: &Path,
     url: &str,
     args: &BenchArgs,
+    pipeline: &[(&'static str, Option<u32>)],
 ) -> anyhow::Result<(Visibility, Vec<(&'static str, Option<u32>)>)> {
     let keys_dir = root
         .join("target")
@@ -441,29 +471,62 @@ async fn visibility(
     query_env.push(("QUERY_API_ADDR", QUERY_ADDR.into()));
     let command_api = spawn_release(root, "command-api", &command_env)?;
     let query_api = spawn_release(root, "query-api", &query_env)?;
+    let mut watched = vec![
+        ("command-api", command_api.id()),
+        ("query-api", query_api.id()),
+    ];
+    watched.extend_from_slice(pipeline);
+    watched.extend([
+        ("mariadbd", crate::cpu::pid_of("mariadbd")),
+        ("rabbitmq", crate::cpu::pid_of("beam.smp")),
+        ("load-generator", Some(std::process::id())),
+    ]);
     let result = async {
         wait_listening(COMMAND_ADDR, "command-api").await?;
         wait_listening(QUERY_ADDR, "query-api").await?;
-        let users = funded_users(COMMAND_ADDR, &token, CLIENTS * 2).await?;
+        let users = funded_users(COMMAND_ADDR, &token, PACED_CLIENTS * 2).await?;
         let peak = closed_loop(COMMAND_ADDR, &token, &users, CLIENTS, args.seconds)
             .await?
             .per_s;
         let mut latencies = Vec::new();
         let mut command_latencies = Vec::new();
         let mut paced = Vec::new();
+        let mut cpu = Vec::new();
         for _ in 0..args.runs {
+            let meter = crate::cpu::Meter::start(&watched);
             let run = paced_run(&token, &users, peak / 2.0, args.seconds).await?;
+            let used = meter.stop();
+            cpu.push((
+                run.per_s,
+                used.iter()
+                    .map(|u| {
+                        (
+                            u.process.to_owned(),
+                            round2(u.cores * 1e6 / run.per_s.max(1.0)),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            ));
             paced.push(run.per_s);
             latencies.extend(run.visible_us);
             command_latencies.extend(run.command_us);
         }
         latencies.sort_unstable();
         command_latencies.sort_unstable();
-        anyhow::Ok((peak, median(paced), latencies, command_latencies))
+        // The floor: the same, at a tenth of the peak.
+        let light = paced_run(&token, &users, peak / 10.0, args.seconds).await?;
+        let paced = median(paced);
+        // The CPU split of the run whose rate was the median.
+        let cpu = cpu
+            .into_iter()
+            .min_by(|a, b| (a.0 - paced).abs().total_cmp(&(b.0 - paced).abs()))
+            .map(|c| c.1)
+            .unwrap_or_default();
+        anyhow::Ok((peak, paced, latencies, command_latencies, cpu, light))
     }
     .await;
     let _ = std::fs::remove_dir_all(&keys_dir);
-    let (peak, paced, latencies_us, command_us) = result?;
+    let (peak, paced, latencies_us, command_us, cpu_us_per_command, light) = result?;
     let pids = vec![
         ("command-api", command_api.id()),
         ("query-api", query_api.id()),
@@ -474,25 +537,29 @@ async fn visibility(
             paced,
             latencies_us,
             command_us,
+            cpu_us_per_command,
+            light,
             servers: vec![command_api, query_api],
         },
         pids,
     ))
 }
 
-/// `CLIENTS` clients together sending `rate` commands/s for `seconds`, each command
-/// followed by a read that waits for its position. Returns the rate reached and each
-/// command's time from send to visible.
+/// `PACED_CLIENTS` clients together sending `rate` commands/s for `seconds`; every
+/// `PROBE_EVERY`th command of a client is followed by a read that waits for its position
+/// (a probe, light enough not to be the load itself). Returns the rate reached, each
+/// command's time from send to answer and each probed command's time from send to
+/// visible.
 async fn paced_run(
     token: &str,
     users: &[String],
     rate: f64,
     seconds: f64,
 ) -> anyhow::Result<Paced> {
-    let interval = Duration::from_secs_f64(CLIENTS as f64 / rate.max(1.0));
+    let interval = Duration::from_secs_f64(PACED_CLIENTS as f64 / rate.max(1.0));
     let window = crate::bench::Window::new(seconds);
     let mut tasks = Vec::new();
-    for c in 0..CLIENTS {
+    for c in 0..PACED_CLIENTS {
         let users = users.to_vec();
         let token = token.to_owned();
         let window = window.clone();
@@ -505,11 +572,12 @@ async fn paced_run(
             let mut i = 0u64;
             // Spread the clients over one interval so they do not send in step.
             let mut next =
-                tokio::time::Instant::now() + interval.mul_f64(c as f64 / CLIENTS as f64);
+                tokio::time::Instant::now() + interval.mul_f64(c as f64 / PACED_CLIENTS as f64);
             while let Some(measured) = window.next() {
                 tokio::time::sleep_until(next).await;
                 next += interval;
                 let body = command_body(&users, c, i);
+                let probe = (i + c as u64).is_multiple_of(PROBE_EVERY);
                 i += 1;
                 let t = Instant::now();
                 let (status, answer) = commands
@@ -519,6 +587,12 @@ async fn paced_run(
                     bail!("a command failed: {status} {answer}");
                 }
                 let answered = t.elapsed();
+                if measured && window.still_open() {
+                    command_lat.push(answered.as_micros() as u64);
+                }
+                if !probe {
+                    continue;
+                }
                 let position = serde_json::from_str::<serde_json::Value>(&answer)?["position"]
                     .as_u64()
                     .context("a position")?;
@@ -536,7 +610,6 @@ async fn paced_run(
                 }
                 if measured && window.still_open() {
                     lat.push(t.elapsed().as_micros() as u64);
-                    command_lat.push(answered.as_micros() as u64);
                 }
             }
             anyhow::Ok((lat, command_lat))
@@ -552,7 +625,7 @@ async fn paced_run(
     visible.sort_unstable();
     commands.sort_unstable();
     Ok(Paced {
-        per_s: visible.len() as f64 / seconds,
+        per_s: commands.len() as f64 / seconds,
         visible_us: visible,
         command_us: commands,
     })

@@ -316,14 +316,50 @@ impl Relay {
                         retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                         "publishing interrupted: resending from after the checkpoint",
                     );
-                    if stop.sleep(delay).await {
-                        return Led::Stopped;
+                    // Lag keeps growing while the broker is away: say so while waiting.
+                    let until = tokio::time::Instant::now() + delay;
+                    loop {
+                        self.measure_lag_from_log(checkpoint).await;
+                        let left = until.saturating_duration_since(tokio::time::Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        if stop.sleep(left.min(LAG_EVERY)).await {
+                            return Led::Stopped;
+                        }
                     }
                 }
             }
         }
     }
+
+    /// Lag as the log sees it, without a session: the positions after `checkpoint` and
+    /// the age of the first of them.
+    async fn measure_lag_from_log(&self, checkpoint: u64) {
+        let next = match self.store.read_all(checkpoint, 1).await {
+            Ok(page) => page.into_iter().next(),
+            Err(error) => {
+                tracing::debug!(error = %error, "cannot read the log to measure lag");
+                return;
+            }
+        };
+        let Some(next) = next else {
+            self.observer.lag(0, 0.0);
+            return;
+        };
+        let head = match self.store.head().await {
+            Ok(head) => head.map_or(next.position, |(position, _)| position),
+            Err(_) => next.position,
+        };
+        let age = (time::OffsetDateTime::now_utc() - next.recorded_at)
+            .as_seconds_f64()
+            .max(0.0);
+        self.observer.lag(head.saturating_sub(checkpoint), age);
+    }
 }
+
+/// How often lag is measured while the relay waits to reconnect.
+const LAG_EVERY: Duration = Duration::from_secs(1);
 
 enum Led {
     Stopped,
