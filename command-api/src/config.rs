@@ -73,6 +73,22 @@ pub struct Config {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+    /// An operator task instead of serving; none serves the API.
+    #[command(subcommand)]
+    pub task: Option<Task>,
+}
+
+/// Operator tasks, run once with the service's own settings.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Task {
+    /// Rewraps every user's data key under the active (highest) master-key version, so
+    /// an older version can be retired from MASTER_KEYS afterwards. Safe while the
+    /// service runs and safe to repeat. Prints how many keys moved.
+    RewrapKeys {
+        /// Data keys per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
 }
 
 impl fmt::Debug for Config {
@@ -90,6 +106,7 @@ impl fmt::Debug for Config {
             .field("max_attempts", &self.max_attempts)
             .field("auth", &self.auth)
             .field("telemetry", &self.telemetry)
+            .field("task", &self.task)
             .finish()
     }
 }

@@ -47,7 +47,7 @@ use platform::{Metrics, Readiness};
 use tokio::net::TcpListener;
 
 pub use config::{
-    dev_secrets, Config, Secret, Secrets, DEFAULT_ADDR, DEFAULT_DATABASE_URL,
+    dev_secrets, Config, Secret, Secrets, Task, DEFAULT_ADDR, DEFAULT_DATABASE_URL,
     DEV_BLIND_INDEX_KEY_FILE, DEV_MASTER_KEYS_FILE,
 };
 pub use error::ApiError;
@@ -72,6 +72,30 @@ pub async fn run(
     }
     platform::serve(listener, app, shutdown).await?;
     Ok(())
+}
+
+/// Rewraps every data key under the active master-key version (`command-api
+/// rewrap-keys`); returns how many moved. The keys of the configuration are used as the
+/// service would use them, the older versions to unwrap, the highest to wrap.
+pub async fn rewrap_keys(config: &Config, batch: u32) -> anyhow::Result<u64> {
+    let secrets = config.secrets()?;
+    let active = secrets.master_keys.active_version();
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(config.database_url.expose())
+        .await
+        .context("connecting to the database (DATABASE_URL)")?;
+    let moved = KeyStore::new(pool.clone(), secrets.master_keys)
+        .rewrap_all(batch)
+        .await
+        .context("rewrapping data keys")?;
+    pool.close().await;
+    tracing::info!(
+        moved,
+        active,
+        "data keys rewrapped under the active master key"
+    );
+    Ok(moved)
 }
 
 /// The state `run` serves with.

@@ -12,6 +12,7 @@ mod concurrency;
 mod erasure;
 mod errors;
 mod idempotency;
+mod keys;
 mod replicas;
 mod server;
 mod transactions;
