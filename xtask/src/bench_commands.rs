@@ -116,16 +116,59 @@ impl Client {
     }
 }
 
+/// Release builds of `args` (`-p …` and the like): benchmarks measure optimised code.
+pub(crate) fn build_release(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let status = std::process::Command::new(crate::env_cargo())
+        .args(["build", "--release", "--quiet"])
+        .args(args)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("building {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("building {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// A dev signing key of a benchmark's own (its JWKS for the services to trust) and a
+/// `service` token signed with it; the directory goes when this is dropped.
+pub(crate) struct BenchKeys {
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) token: String,
+}
+
+impl BenchKeys {
+    pub(crate) fn new(root: &Path) -> anyhow::Result<Self> {
+        let dir = root
+            .join("target")
+            .join("bench")
+            .join(format!("keys-{}", uuid::Uuid::new_v4().simple()));
+        let keys = platform::DevKeys::load_or_create(&dir)?;
+        let token = keys.mint(
+            uuid::Uuid::now_v7(),
+            &[platform::Role::Service],
+            Duration::from_secs(3600),
+            platform::DEV_ISSUER,
+            platform::DEV_AUDIENCE,
+        )?;
+        Ok(Self { dir, token })
+    }
+
+    /// `JWKS_FILE`, for a service that checks this key's tokens.
+    pub(crate) fn jwks_file(&self) -> String {
+        self.dir.join("jwks.json").display().to_string()
+    }
+}
+
+impl Drop for BenchKeys {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let root = crate::stack::workspace_root();
-    let status = std::process::Command::new(crate::env_cargo())
-        .args(["build", "--release", "--quiet", "-p", "command-api"])
-        .current_dir(&root)
-        .status()
-        .context("building command-api")?;
-    if !status.success() {
-        bail!("building command-api failed");
-    }
+    build_release(&root, &["-p", "command-api"])?;
     let bench_db = BenchDatabase::create(db).await?;
     let url = crate::database::with_database(&db.database_url, &bench_db.name);
     let result = measure(&root, &bench_db.options, &url, args).await;
@@ -157,18 +200,7 @@ async fn measure(
     url: &str,
     args: &BenchArgs,
 ) -> anyhow::Result<Report> {
-    let keys_dir = root
-        .join("target")
-        .join("bench")
-        .join(format!("keys-{}", uuid::Uuid::new_v4().simple()));
-    let keys = platform::DevKeys::load_or_create(&keys_dir)?;
-    let token = keys.mint(
-        uuid::Uuid::now_v7(),
-        &[platform::Role::Service],
-        Duration::from_secs(3600),
-        platform::DEV_ISSUER,
-        platform::DEV_AUDIENCE,
-    )?;
+    let keys = BenchKeys::new(root)?;
     let addr = "127.0.0.1:18081";
     let mut server = spawn_release(
         root,
@@ -176,17 +208,13 @@ async fn measure(
         &[
             ("COMMAND_API_ADDR", addr.into()),
             ("DATABASE_URL", url.into()),
-            ("DEV_DIR", keys_dir.display().to_string()),
-            (
-                "JWKS_FILE",
-                keys_dir.join("jwks.json").display().to_string(),
-            ),
+            ("DEV_DIR", keys.dir.display().to_string()),
+            ("JWKS_FILE", keys.jwks_file()),
         ],
     )?;
     wait_listening(addr, "command-api").await?;
-    let result = measure_with(options, args, addr, &token, server.id()).await;
+    let result = measure_with(options, args, addr, &keys.token, server.id()).await;
     let _ = server.kill().await;
-    let _ = std::fs::remove_dir_all(&keys_dir);
     result
 }
 

@@ -34,7 +34,8 @@ use sqlx::MySqlPool;
 
 use crate::bench::{median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase};
 use crate::bench_commands::{
-    closed_loop, command_body, funded_users, spawn_release, wait_listening, Client,
+    build_release, closed_loop, command_body, funded_users, spawn_release, wait_listening,
+    BenchKeys, Client,
 };
 use crate::database::DbArgs;
 
@@ -103,8 +104,12 @@ pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 fn build(root: &Path) -> anyhow::Result<()> {
-    for args in [
-        &["-p", "command-api", "-p", "query-api", "-p", "projector"][..],
+    build_release(
+        root,
+        &["-p", "command-api", "-p", "query-api", "-p", "projector"],
+    )?;
+    build_release(
+        root,
         &[
             "-p",
             "event-store",
@@ -112,19 +117,8 @@ fn build(root: &Path) -> anyhow::Result<()> {
             "relay-bin",
             "--bin",
             "relay",
-        ][..],
-    ] {
-        let status = std::process::Command::new(crate::env_cargo())
-            .args(["build", "--release", "--quiet"])
-            .args(args)
-            .current_dir(root)
-            .status()
-            .context("building the services")?;
-        if !status.success() {
-            bail!("building {} failed", args.join(" "));
-        }
-    }
-    Ok(())
+        ],
+    )
 }
 
 fn print(r: &Report) {
@@ -445,25 +439,12 @@ async fn visibility(
     args: &BenchArgs,
     pipeline: &[(&'static str, Option<u32>)],
 ) -> anyhow::Result<(Visibility, Vec<(&'static str, Option<u32>)>)> {
-    let keys_dir = root
-        .join("target")
-        .join("bench")
-        .join(format!("keys-{}", uuid::Uuid::new_v4().simple()));
-    let keys = platform::DevKeys::load_or_create(&keys_dir)?;
-    let token = keys.mint(
-        uuid::Uuid::now_v7(),
-        &[platform::Role::Service],
-        Duration::from_secs(3600),
-        platform::DEV_ISSUER,
-        platform::DEV_AUDIENCE,
-    )?;
+    let keys = BenchKeys::new(root)?;
+    let token = keys.token.clone();
     let common = [
         ("DATABASE_URL", url.to_owned()),
-        ("DEV_DIR", keys_dir.display().to_string()),
-        (
-            "JWKS_FILE",
-            keys_dir.join("jwks.json").display().to_string(),
-        ),
+        ("DEV_DIR", keys.dir.display().to_string()),
+        ("JWKS_FILE", keys.jwks_file()),
     ];
     let mut command_env = common.to_vec();
     command_env.push(("COMMAND_API_ADDR", COMMAND_ADDR.into()));
@@ -525,7 +506,7 @@ async fn visibility(
         anyhow::Ok((peak, paced, latencies, command_latencies, cpu, light))
     }
     .await;
-    let _ = std::fs::remove_dir_all(&keys_dir);
+    drop(keys);
     let (peak, paced, latencies_us, command_us, cpu_us_per_command, light) = result?;
     let pids = vec![
         ("command-api", command_api.id()),

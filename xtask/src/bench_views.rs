@@ -17,7 +17,7 @@ use serde::Serialize;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 
 use crate::bench::{median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase, Window};
-use crate::bench_commands::{spawn_release, wait_listening, Client};
+use crate::bench_commands::{build_release, spawn_release, wait_listening, BenchKeys, Client};
 use crate::database::DbArgs;
 
 const QUERY_ADDR: &str = "127.0.0.1:18082";
@@ -47,22 +47,7 @@ struct Report {
 
 pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let root = crate::stack::workspace_root();
-    let status = std::process::Command::new(crate::env_cargo())
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "query-api",
-            "-p",
-            "projector",
-        ])
-        .current_dir(&root)
-        .status()
-        .context("building query-api and projector")?;
-    if !status.success() {
-        bail!("building query-api and projector failed");
-    }
+    build_release(&root, &["-p", "query-api", "-p", "projector"])?;
     let bench_db = BenchDatabase::create(db).await?;
     let url = crate::database::with_database(&db.database_url, &bench_db.name);
     let result = measure(&root, &bench_db.options, &url, args).await;
@@ -136,18 +121,8 @@ async fn measure(
     let users: Vec<String> = users.into_iter().map(|(u,)| u).collect();
     pool.close().await;
 
-    let keys_dir = root
-        .join("target")
-        .join("bench")
-        .join(format!("keys-{}", uuid::Uuid::new_v4().simple()));
-    let dev = platform::DevKeys::load_or_create(&keys_dir)?;
-    let token = dev.mint(
-        uuid::Uuid::now_v7(),
-        &[platform::Role::Service],
-        Duration::from_secs(3600),
-        platform::DEV_ISSUER,
-        platform::DEV_AUDIENCE,
-    )?;
+    let bench_keys = BenchKeys::new(root)?;
+    let token = bench_keys.token.clone();
     let master = format!(
         "1:{}",
         base64::engine::general_purpose::STANDARD.encode(key)
@@ -161,10 +136,7 @@ async fn measure(
                 ("QUERY_API_ADDR", QUERY_ADDR.into()),
                 ("DATABASE_URL", url.into()),
                 ("MASTER_KEYS", master.clone()),
-                (
-                    "JWKS_FILE",
-                    keys_dir.join("jwks.json").display().to_string(),
-                ),
+                ("JWKS_FILE", bench_keys.jwks_file()),
                 ("VIEW_CACHE_CAPACITY", capacity.into()),
             ],
         )?;
@@ -220,7 +192,7 @@ async fn measure(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let _ = std::fs::remove_dir_all(&keys_dir);
+    drop(bench_keys);
     Ok(Report {
         benchmark: "views",
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
