@@ -13,16 +13,14 @@
 // Screenshots of the main pages go to SCREENSHOT_DIR. Exit code 0 on success; otherwise
 // 1 with the failed step, the reason, and a screenshot of the moment (failure-*.png).
 
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { openBrowser } from './browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE_URL = (process.env.BASE_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const SCREENSHOT_DIR = path.resolve(process.cwd(), process.env.SCREENSHOT_DIR ?? path.join(here, '..', '..', 'docs', 'screenshots'));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // Waits cover read-your-writes (up to 5 s per read) plus rendering.
 const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS ?? 15000);
 // STOP_AFTER=signin ends successfully after that step (to check a partial setup).
@@ -35,33 +33,7 @@ class StepFailure extends Error {}
 async function main() {
   await preflight();
 
-  const profile = mkdtempSync(path.join(tmpdir(), 'ledger-e2e-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(TIMEOUT);
-
-  const trouble = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') trouble.push(`console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => trouble.push(`page error: ${e.message}`));
-  page.on('response', (r) => {
-    if (r.status() >= 500) trouble.push(`${r.status()} ${r.request().method()} ${r.url()}`);
-  });
+  const { page, trouble, close } = await openBrowser('ledger-e2e-', TIMEOUT);
 
   let current = 'start';
   const step = async (name, fn) => {
@@ -198,8 +170,7 @@ async function main() {
     }
     return 1;
   } finally {
-    await context.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 }
 

@@ -24,12 +24,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use event_store::relay::Topology;
-use event_store::{EventStore, StoreOptions};
-use keyring::{KeyStore, MasterKeys};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde::Serialize;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::mysql::MySqlConnectOptions;
 use sqlx::MySqlPool;
 
 use crate::bench::{median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase};
@@ -190,14 +188,8 @@ async fn measure(
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..Report::default()
     };
-    let pool = MySqlPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options.clone())
-        .await?;
-    crate::database::read_model()
-        .run(&pool)
-        .await
-        .context("applying migrations/readmodel")?;
+    let bench = crate::history::Bench::prepare(options).await?;
+    let (pool, store, keys) = (&bench.pool, &bench.store, &bench.keys);
 
     eprintln!("limits …");
     report.broker_limit_per_s = broker_limit(amqp, 50_000).await?.round();
@@ -206,13 +198,9 @@ async fn measure(
         .round();
 
     eprintln!("writing a history of {} events …", args.events);
-    let store = EventStore::connect_with(options.clone(), StoreOptions::default()).await?;
-    let mut key = [0u8; 32];
-    getrandom::getrandom(&mut key).context("a random master key for the bench history")?;
-    let keys = KeyStore::new(pool.clone(), MasterKeys::from_keys([(1, key)])?);
     let started = Instant::now();
     let users = (args.events / 500).clamp(200, 5_000);
-    let head = crate::history::write(&store, &keys, users, args.events, &mut |n| {
+    let head = crate::history::write(store, keys, users, args.events, &mut |n| {
         eprint!(
             "\r  {n} events, {:.0}/s   ",
             n as f64 / started.elapsed().as_secs_f64()
@@ -226,24 +214,12 @@ async fn measure(
     let mut rebuilds = Vec::new();
     for _ in 0..args.runs {
         let t = Instant::now();
-        let status = tokio::process::Command::new(root.join("target/release/projector"))
-            .arg("rebuild")
-            .env("DATABASE_URL", url)
-            .env("AMQP_URL", amqp)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await
-            .context("running projector rebuild")?;
-        if !status.success() {
-            bail!("projector rebuild failed");
-        }
+        crate::history::rebuild(root, url).await?;
         rebuilds.push(t.elapsed().as_secs_f64());
     }
     report.rebuild_seconds = round2(median(rebuilds));
     report.rebuild_per_s = (head as f64 / report.rebuild_seconds.max(1e-9)).round();
-    if checkpoint(&pool).await? != head {
+    if checkpoint(pool).await? != head {
         bail!("the rebuild did not reach the head of the log");
     }
 
@@ -253,7 +229,7 @@ async fn measure(
     );
     let live_users = (args.live_events / 200).clamp(100, 2_000);
     let new_head =
-        crate::history::write(&store, &keys, live_users, args.live_events, &mut |_| {}).await?;
+        crate::history::write(store, keys, live_users, args.live_events, &mut |_| {}).await?;
     report.live_events = new_head - head;
     sqlx::query(
         "INSERT INTO relay_checkpoints (name, position, updated_at) \
@@ -261,7 +237,7 @@ async fn measure(
     )
     .bind(event_store::relay::DEFAULT_RELAY_NAME)
     .bind(head)
-    .execute(&pool)
+    .execute(pool)
     .await?;
     let relay = spawn_release(
         root,
@@ -272,7 +248,7 @@ async fn measure(
             ("METRICS_ADDR", RELAY_METRICS.into()),
         ],
     )?;
-    report.relay_per_s = rate_until(&pool, RELAY_CHECKPOINT, head, new_head).await?;
+    report.relay_per_s = rate_until(pool, RELAY_CHECKPOINT, head, new_head).await?;
     report.relay_ratio = round2(report.relay_per_s / report.broker_limit_per_s.max(1.0));
     let projector = spawn_release(
         root,
@@ -283,7 +259,7 @@ async fn measure(
             ("METRICS_ADDR", PROJECTOR_METRICS.into()),
         ],
     )?;
-    report.projector_live_per_s = rate_until(&pool, PROJECTOR_CHECKPOINT, head, new_head).await?;
+    report.projector_live_per_s = rate_until(pool, PROJECTOR_CHECKPOINT, head, new_head).await?;
 
     eprintln!("command-to-visible latency …");
     let mut processes = vec![("relay", relay.id()), ("projector", projector.id())];

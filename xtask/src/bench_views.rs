@@ -9,12 +9,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use base64::Engine;
-use event_store::{EventStore, StoreOptions};
-use keyring::{KeyStore, MasterKeys};
 use serde::Serialize;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::mysql::MySqlConnectOptions;
 
 use crate::bench::{median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase, Window};
 use crate::bench_commands::{build_release, spawn_release, wait_listening, BenchKeys, Client};
@@ -84,39 +82,19 @@ async fn measure(
     url: &str,
     args: &BenchArgs,
 ) -> anyhow::Result<Report> {
-    let pool = MySqlPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options.clone())
-        .await?;
-    crate::database::read_model()
-        .run(&pool)
-        .await
-        .context("applying migrations/readmodel")?;
-    let mut key = [0u8; 32];
-    getrandom::getrandom(&mut key).context("a random master key")?;
-    let keys = KeyStore::new(pool.clone(), MasterKeys::from_keys([(1, key)])?);
-    let store = EventStore::connect_with(options.clone(), StoreOptions::default()).await?;
+    let bench = crate::history::Bench::prepare(options).await?;
+    let (pool, key) = (&bench.pool, bench.master_key);
     let events = args.events.min(200_000);
     eprintln!("writing a history of {events} events and rebuilding the read model …");
-    let head = crate::history::write(&store, &keys, 2_000, events, &mut |_| {}).await?;
-    let status = tokio::process::Command::new(root.join("target/release/projector"))
-        .arg("rebuild")
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .await?;
-    if !status.success() {
-        bail!("projector rebuild failed");
-    }
+    let head = crate::history::write(&bench.store, &bench.keys, 2_000, events, &mut |_| {}).await?;
+    crate::history::rebuild(root, url).await?;
     let users: Vec<(String,)> = sqlx::query_as(
         "SELECT LOWER(CONCAT_WS('-', HEX(SUBSTR(user_id, 1, 4)), HEX(SUBSTR(user_id, 5, 2)), \
          HEX(SUBSTR(user_id, 7, 2)), HEX(SUBSTR(user_id, 9, 2)), HEX(SUBSTR(user_id, 11, 6)))) \
          FROM users_view ORDER BY user_id LIMIT ?",
     )
     .bind(HOT_USERS as u64)
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await?;
     let users: Vec<String> = users.into_iter().map(|(u,)| u).collect();
     pool.close().await;

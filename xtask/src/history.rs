@@ -46,6 +46,62 @@ struct Party {
     version: u64,
 }
 
+/// A bench database made ready for a history and its read model: the read-model tables,
+/// the event store, and a keyring under a fresh master key (returned, for a query-api
+/// that must open what it sealed).
+pub(crate) struct Bench {
+    pub(crate) pool: sqlx::MySqlPool,
+    pub(crate) store: EventStore,
+    pub(crate) keys: KeyStore,
+    pub(crate) master_key: [u8; 32],
+}
+
+impl Bench {
+    pub(crate) async fn prepare(
+        options: &sqlx::mysql::MySqlConnectOptions,
+    ) -> anyhow::Result<Self> {
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options.clone())
+            .await?;
+        crate::database::read_model()
+            .run(&pool)
+            .await
+            .context("applying migrations/readmodel")?;
+        let mut master_key = [0u8; 32];
+        getrandom::getrandom(&mut master_key).context("a random master key for the bench")?;
+        let keys = KeyStore::new(
+            pool.clone(),
+            keyring::MasterKeys::from_keys([(1, master_key)])?,
+        );
+        let store =
+            EventStore::connect_with(options.clone(), event_store::StoreOptions::default()).await?;
+        Ok(Self {
+            pool,
+            store,
+            keys,
+            master_key,
+        })
+    }
+}
+
+/// `projector rebuild` (release build) on `url`.
+pub(crate) async fn rebuild(root: &std::path::Path, url: &str) -> anyhow::Result<()> {
+    let status = tokio::process::Command::new(root.join("target/release/projector"))
+        .arg("rebuild")
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .context("running projector rebuild")?;
+    if !status.success() {
+        anyhow::bail!("projector rebuild failed");
+    }
+    Ok(())
+}
+
 /// Writes a history of about `events` events (at least) with `users` users into `store`.
 /// Returns the log's head position.
 pub(crate) async fn write(
