@@ -120,20 +120,41 @@ impl Caller {
     /// body as parsed, so whitespace and key order do not matter), if a key was sent.
     pub(crate) fn idempotent(&self, body: &impl Serialize) -> Option<Idempotent> {
         let key = self.idempotency_key.clone()?;
+        Some(self.keyed(key, body))
+    }
+
+    /// The records a transaction's command claims: the header's key, if any, and the
+    /// client's `transaction_id`, if it chose one.
+    pub(crate) fn idempotent_transaction(
+        &self,
+        transaction_id: Option<Uuid>,
+        body: &impl Serialize,
+    ) -> Vec<Idempotent> {
+        let mut keys: Vec<Idempotent> = self.idempotent(body).into_iter().collect();
+        if let Some(id) = transaction_id {
+            keys.push(self.keyed(IdempotencyKey::for_transaction(id), body));
+        }
+        keys
+    }
+
+    fn keyed(&self, key: IdempotencyKey, body: &impl Serialize) -> Idempotent {
         let body = serde_json::to_vec(body).unwrap_or_default();
-        Some(Idempotent {
+        Idempotent {
             key,
             fingerprint: Fingerprint::of(&self.method, &self.path, &body),
-        })
+        }
     }
 
     /// The metadata of every event this request appends. Never personal data: ids and
     /// hashes only.
     pub(crate) fn metadata(&self) -> Value {
         let key = self.idempotency_key.as_ref().map(IdempotencyKey::hex);
+        // What caused the events: the command, named by its key, or else by its
+        // correlation id (API.md: `causationid` is always present).
+        let causation = key.as_deref().unwrap_or(self.correlation_id.as_str());
         let mut metadata = json!({
             "correlation_id": self.correlation_id.as_str(),
-            "causation_id": key,
+            "causation_id": causation,
             "actor": self.principal.subject,
         });
         if let Some(key) = key {

@@ -69,6 +69,18 @@ pub struct Config {
     /// `concurrency_conflict`.
     #[arg(long, env = "COMMAND_MAX_ATTEMPTS", default_value_t = crate::execute::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: u32,
+    /// How long a command's append may take before it is answered anyway: with 503
+    /// `unavailable` when nothing was written, or `outcome_unknown` when its commit was
+    /// sent and the log could not be asked in time (docs/adr/0012).
+    #[arg(long, env = "COMMAND_DEADLINE_SECS", default_value_t = 10)]
+    pub deadline_secs: u64,
+    /// Establishing a database connection, at most.
+    #[arg(long, env = "DATABASE_CONNECT_TIMEOUT_SECS", default_value_t = 3)]
+    pub connect_timeout_secs: u64,
+    /// Waiting for one reply of the database, at most (statements are limited
+    /// server-side a little below it).
+    #[arg(long, env = "DATABASE_READ_TIMEOUT_SECS", default_value_t = 5)]
+    pub read_timeout_secs: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]

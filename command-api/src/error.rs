@@ -117,7 +117,11 @@ impl ApiError {
                     idempotency_key_reused()
                 }
                 AppendError::ClaimTaken { .. } => concurrency_conflict(),
-                AppendError::Closed | AppendError::Database(_) => unavailable(),
+                // Each of these means nothing of the command was written.
+                AppendError::Closed | AppendError::Database(_) | AppendError::Unavailable(_) => {
+                    unavailable()
+                }
+                AppendError::OutcomeUnknown => outcome_unknown(),
                 AppendError::Invalid(_) | AppendError::DuplicateEventId(_) => Problem::internal(),
             },
             ApiError::Store(StoreError::Database(e)) if is_unavailable(e) => unavailable(),
@@ -181,6 +185,19 @@ fn concurrency_conflict() -> Problem {
 
 fn unavailable() -> Problem {
     Problem::unavailable("The event store is unavailable.", RETRY_AFTER_SECS)
+}
+
+/// API.md: the only error that does not mean "nothing was applied".
+fn outcome_unknown() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "outcome_unknown",
+        "Outcome unknown",
+        "The command reached the event store but its result was lost and could not be \
+         confirmed in time: it may or may not have been applied. Repeat it with the same \
+         Idempotency-Key (or transaction_id) to learn the outcome; that is always safe.",
+    )
+    .with_retry_after(RETRY_AFTER_SECS)
 }
 
 /// Errors of a database that is down or unreachable, as opposed to a bad query.
@@ -261,5 +278,24 @@ mod tests {
             code(ApiError::VersionMismatch { current: 3 }),
             (StatusCode::PRECONDITION_FAILED, "version_mismatch".into())
         );
+    }
+
+    #[test]
+    fn only_a_lost_commit_reply_is_outcome_unknown() {
+        let down = std::sync::Arc::new(sqlx::Error::PoolTimedOut);
+        assert_eq!(
+            code(ApiError::Append(AppendError::OutcomeUnknown)),
+            (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown".into())
+        );
+        for nothing_written in [
+            AppendError::Unavailable(down.clone()),
+            AppendError::Database(down),
+            AppendError::Closed,
+        ] {
+            assert_eq!(
+                code(ApiError::Append(nothing_written)),
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable".into())
+            );
+        }
     }
 }

@@ -44,13 +44,14 @@ pub(crate) enum Outcome {
 /// Runs `attempt` (load the streams as `Trust` allows, decide, build the append) until its
 /// append commits, it fails for a reason other than a moved stream, or the state's
 /// `max_attempts` are used up.
-/// With an idempotency key, the record is claimed in the same append, and a key already
-/// recorded answers from the record without attempting anything.
+/// With idempotency keys (the `Idempotency-Key` header, a client's `transaction_id`),
+/// each record is claimed in the same append, and a key already recorded answers from
+/// the record without attempting anything.
 #[tracing::instrument(skip_all, fields(command = command))]
 pub(crate) async fn execute<F, Fut>(
     state: &AppState,
     command: &'static str,
-    idempotent: Option<&Idempotent>,
+    idempotent: &[Idempotent],
     mut attempt: F,
 ) -> Result<Reply, ApiError>
 where
@@ -77,21 +78,30 @@ where
                 after,
             } => (request, answer, after),
         };
-        if let Some(idempotent) = idempotent {
-            request.claims.push(idempotent.claim(&answer));
-        }
-        let sizes: Vec<usize> = request.streams.iter().map(|s| s.events.len()).collect();
+        request
+            .claims
+            .extend(idempotent.iter().map(|i| i.claim(&answer)));
+        let events = request.streams.iter().map(|s| s.events.len()).sum();
         let error = match state.store.append(request).await {
             Ok(outcome) => {
-                state.counters.appended(command, sizes.iter().sum());
-                remember(state, after, &sizes, outcome.first_position);
+                state.counters.appended(command, events);
+                remember(state, after, &outcome);
                 return Ok(Reply::new(answer, outcome.last_position));
             }
             Err(error) => error,
         };
         // The same request with the same key may have committed meanwhile: its answer
-        // is ours, whatever refused this append.
-        if let Some(reply) = recorded(state, command, idempotent).await? {
+        // is ours, whatever refused this append. After a lost commit reply, a failed
+        // look-up must not turn "outcome unknown" into an error that says "not applied".
+        let found = recorded(state, command, idempotent).await;
+        if matches!(error, AppendError::OutcomeUnknown) {
+            state.counters.outcome_unknown(command);
+            return match found {
+                Ok(Some(reply)) => Ok(reply),
+                _ => Err(error.into()),
+            };
+        }
+        if let Some(reply) = found? {
             return Ok(reply);
         }
         match error {
@@ -111,13 +121,14 @@ where
     })
 }
 
-/// Caches the states a committed append produced. The append's positions are
-/// `first_position` onwards, stream after stream in the request's order.
-fn remember(state: &AppState, after: Vec<(ledger::UserId, Loaded)>, sizes: &[usize], first: u64) {
-    let mut last = first.saturating_sub(1);
-    for ((user_id, mut loaded), size) in after.into_iter().zip(sizes) {
-        last += *size as u64;
-        loaded.position = last;
+/// Caches the states a committed append produced, each at its stream's last position.
+fn remember(
+    state: &AppState,
+    after: Vec<(ledger::UserId, Loaded)>,
+    outcome: &event_store::AppendOutcome,
+) {
+    for ((user_id, mut loaded), written) in after.into_iter().zip(&outcome.streams) {
+        loaded.position = written.position;
         state.states.put(user_id, &loaded);
     }
 }
@@ -125,16 +136,15 @@ fn remember(state: &AppState, after: Vec<(ledger::UserId, Loaded)>, sizes: &[usi
 async fn recorded(
     state: &AppState,
     command: &'static str,
-    idempotent: Option<&Idempotent>,
+    idempotent: &[Idempotent],
 ) -> Result<Option<Reply>, ApiError> {
-    let Some(idempotent) = idempotent else {
-        return Ok(None);
-    };
-    let reply = idempotent.recorded(&state.store).await?;
-    if reply.is_some() {
-        state.counters.replay(command);
+    for key in idempotent {
+        if let Some(reply) = key.recorded(&state.store).await? {
+            state.counters.replay(command);
+            return Ok(Some(reply));
+        }
     }
-    Ok(reply)
+    Ok(None)
 }
 
 /// Up to 1, 2, 4 … 32 ms, uniformly jittered so that writers that collided once do not

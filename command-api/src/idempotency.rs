@@ -38,6 +38,16 @@ impl IdempotencyKey {
         Ok(Self(hash.finalize().into()))
     }
 
+    /// The key a client's own `transaction_id` stands for: one per transaction, whoever
+    /// sends it (a transaction id names one transaction in the whole ledger), kept apart
+    /// from header keys by its prefix.
+    pub(crate) fn for_transaction(id: Uuid) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(b"transaction_id:");
+        hash.update(id.as_bytes());
+        Self(hash.finalize().into())
+    }
+
     pub(crate) fn invalid() -> FieldError {
         FieldError::new(
             "Idempotency-Key",

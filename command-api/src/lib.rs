@@ -114,6 +114,9 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
             // Commands read their streams on a cache miss or a conflict: a connection
             // for each of many commands in flight.
             read_pool_size: 32,
+            append_deadline: std::time::Duration::from_secs(config.deadline_secs.max(1)),
+            connect_timeout: std::time::Duration::from_secs(config.connect_timeout_secs.max(1)),
+            read_timeout: std::time::Duration::from_secs(config.read_timeout_secs.max(1)),
             observer: event_store::BatchObserver::new(append_metrics::BatchMetrics::register(
                 &metrics,
             )),

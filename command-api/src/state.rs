@@ -85,6 +85,7 @@ pub(crate) struct CommandCounters {
     events: ByCommand,
     conflicts: ByCommand,
     replays: ByCommand,
+    unknown: ByCommand,
 }
 
 impl CommandCounters {
@@ -110,6 +111,12 @@ impl CommandCounters {
             "Commands answered from an idempotency record, appending nothing",
             counters.replays.clone(),
         );
+        metrics.register(
+            "command_outcome_unknown",
+            "Commands answered 503 outcome_unknown: their commit's reply was lost and the \
+             log could not be asked in time",
+            counters.unknown.clone(),
+        );
         counters
     }
 
@@ -126,5 +133,9 @@ impl CommandCounters {
 
     pub(crate) fn replay(&self, command: &'static str) {
         self.replays.get_or_create(&[("command", command)]).inc();
+    }
+
+    pub(crate) fn outcome_unknown(&self, command: &'static str) {
+        self.unknown.get_or_create(&[("command", command)]).inc();
     }
 }

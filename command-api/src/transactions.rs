@@ -35,6 +35,11 @@ pub(crate) enum TransactionBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OneParty {
+    /// Chosen by the client to make the command idempotent: the same id with the same
+    /// body answers the first result, with another body 409 `idempotency_key_reused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uuid")]
+    transaction_id: Option<String>,
     #[schema(format = "uuid")]
     user_id: String,
     /// Minor units (cents), 1 … 10^15.
@@ -48,6 +53,10 @@ pub(crate) struct OneParty {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TwoParties {
+    /// As for deposits and withdrawals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uuid")]
+    transaction_id: Option<String>,
     #[schema(format = "uuid")]
     from_user_id: String,
     #[schema(format = "uuid")]
@@ -93,9 +102,10 @@ pub(crate) async fn record_transaction(
     caller: Caller,
     Json(body): Json<TransactionBody>,
 ) -> Result<Reply, ApiError> {
-    let transaction_id = TransactionId::from_uuid(Uuid::now_v7());
-    let idempotent = caller.idempotent(&body);
-    let idempotent = idempotent.as_ref();
+    let chosen = body.transaction_id()?;
+    let transaction_id = chosen.unwrap_or_else(|| TransactionId::from_uuid(Uuid::now_v7()));
+    let idempotent = caller.idempotent_transaction(chosen.map(|t| t.as_uuid()), &body);
+    let idempotent = idempotent.as_slice();
     let metadata = &caller.metadata();
     match &body {
         TransactionBody::Deposit(party) => {
@@ -145,6 +155,22 @@ pub(crate) async fn record_transaction(
     }
 }
 
+impl TransactionBody {
+    /// The client's own transaction id, if it sent one: 422 unless a UUID.
+    fn transaction_id(&self) -> Result<Option<TransactionId>, ApiError> {
+        let raw = match self {
+            TransactionBody::Deposit(p) | TransactionBody::Withdrawal(p) => &p.transaction_id,
+            TransactionBody::Transfer(p) => &p.transaction_id,
+        };
+        raw.as_deref()
+            .map(|id| {
+                TransactionId::parse(id)
+                    .map_err(|e| ApiError::from(FieldError::from(e).at("transaction_id")))
+            })
+            .transpose()
+    }
+}
+
 fn one_party(state: &AppState, body: &OneParty) -> Result<(UserId, Amount, Currency), ApiError> {
     let user_id = UserId::parse(&body.user_id).map_err(|e| FieldError::from(e).at("user_id"));
     let amount = Amount::parse(body.amount).map_err(FieldError::from);
@@ -187,7 +213,7 @@ fn recorded(transaction_id: TransactionId) -> TransactionRecorded {
 async fn on_one_stream(
     state: &AppState,
     name: &'static str,
-    idempotent: Option<&Idempotent>,
+    idempotent: &[Idempotent],
     metadata: &serde_json::Value,
     transaction_id: TransactionId,
     command: Command,
@@ -212,7 +238,7 @@ async fn on_one_stream(
 
 async fn on_two_streams(
     state: &AppState,
-    idempotent: Option<&Idempotent>,
+    idempotent: &[Idempotent],
     metadata: &serde_json::Value,
     transfer: &Transfer,
 ) -> Result<Reply, ApiError> {

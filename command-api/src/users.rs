@@ -133,7 +133,7 @@ pub(crate) async fn register_user(
     execute(
         state,
         "register_user",
-        idempotent.as_ref(),
+        idempotent.as_slice(),
         move |trust| async move {
             let loaded = stream::load(&state.store, &state.states, user_id, trust).await?;
             if loaded.user.is_registered() {
@@ -219,7 +219,7 @@ pub(crate) async fn update_profile(
     execute(
         state,
         "update_profile",
-        idempotent.as_ref(),
+        idempotent.as_slice(),
         move |trust| async move {
             let loaded = stream::load(&state.store, &state.states, user_id, trust)
                 .await?
@@ -300,7 +300,7 @@ pub(crate) async fn deactivate_user(
     execute(
         state,
         "deactivate_user",
-        idempotent.as_ref(),
+        idempotent.as_slice(),
         move |trust| async move {
             let loaded = stream::load(&state.store, &state.states, user_id, trust)
                 .await?
@@ -353,7 +353,7 @@ pub(crate) async fn erase_personal_data(
     let reply = execute(
         state,
         "erase_personal_data",
-        idempotent.as_ref(),
+        idempotent.as_slice(),
         move |trust| async move {
             let loaded = stream::load(&state.store, &state.states, user_id, trust)
                 .await?

@@ -18,8 +18,19 @@ pub enum AppendError {
     Closed,
     #[error("event id {0} is already in the log")]
     DuplicateEventId(uuid::Uuid),
+    /// The database refused a statement of this append for a reason that is not a
+    /// conflict: nothing of it was written.
     #[error("database error while appending")]
     Database(#[source] std::sync::Arc<sqlx::Error>),
+    /// The database could not be reached, or kept failing, until the append's deadline:
+    /// nothing of it was written.
+    #[error("the database was unavailable until the append's deadline")]
+    Unavailable(#[source] std::sync::Arc<sqlx::Error>),
+    /// The append's commit was sent and its reply lost, and the log could not be asked
+    /// before the deadline whether it committed (ADR 0012). It may or may not be in the
+    /// log; repeating it with the same claim (an idempotency key) is safe.
+    #[error("the append may or may not have committed: its reply was lost")]
+    OutcomeUnknown,
 }
 
 /// Errors of reads, verification and set-up.
@@ -73,3 +84,5 @@ pub(crate) const ER_NO_REFERENCED_ROW: u16 = 1452;
 pub(crate) const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 pub(crate) const ER_LOCK_DEADLOCK: u16 = 1213;
 pub(crate) const ER_CHECKREAD: u16 = 1020;
+/// `KILL` of a connection id the server does not know (any more).
+pub(crate) const ER_NO_SUCH_THREAD: u16 = 1094;

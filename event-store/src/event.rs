@@ -151,6 +151,8 @@ pub struct WrittenStream {
     pub stream_id: StreamId,
     /// The stream's version after the append (its last event's version).
     pub version: u64,
+    /// The global position of the stream's last event in this append.
+    pub position: u64,
 }
 
 /// The result of a committed append.

@@ -15,6 +15,14 @@ pub trait AppendObserver: Send + Sync + 'static {
     /// A whole batch was rolled back for a transient reason (deadlock, lock wait
     /// timeout, lost connection) and is tried again.
     fn batch_retried(&self) {}
+    /// A batch's commit reply was lost; `settled` when the log told whether it
+    /// committed before the deadline.
+    fn outcome_settled(&self, _settled: bool) {}
+    /// `appends` appends were answered "outcome unknown".
+    fn outcome_unknown(&self, _appends: usize) {}
+    /// This machine's clock was behind the log's head: events were recorded at the
+    /// head's time instead of now, so that time never goes backwards along the log.
+    fn clock_behind(&self) {}
 }
 
 /// The observer a store reports to, if any. Cheap to clone.
@@ -35,6 +43,24 @@ impl BatchObserver {
     pub(crate) fn batch_retried(&self) {
         if let Some(o) = &self.0 {
             o.batch_retried();
+        }
+    }
+
+    pub(crate) fn outcome_settled(&self, settled: bool) {
+        if let Some(o) = &self.0 {
+            o.outcome_settled(settled);
+        }
+    }
+
+    pub(crate) fn outcome_unknown(&self, appends: usize) {
+        if let Some(o) = &self.0 {
+            o.outcome_unknown(appends);
+        }
+    }
+
+    pub(crate) fn clock_behind(&self) {
+        if let Some(o) = &self.0 {
+            o.clock_behind();
         }
     }
 }

@@ -59,8 +59,8 @@ impl EventStore {
             .bind(stream_id.as_str())
             .bind(from_version)
             .bind(limit)
-            .fetch_all(&self.inner.pool)
-            .await?;
+            .fetch_all(&self.inner.pool);
+        let rows = self.bounded(rows).await?;
         rows.iter().map(decode_event).collect()
     }
 
@@ -82,23 +82,23 @@ impl EventStore {
                 let sql = format!(
                     "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
                 );
-                sqlx::query(&sql)
+                let rows = sqlx::query(&sql)
                     .bind(after)
                     .bind(limit)
-                    .fetch_all(&self.inner.pool)
-                    .await?
+                    .fetch_all(&self.inner.pool);
+                self.bounded(rows).await?
             }
             Some(id) => {
                 let sql = format!(
                     "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? AND position > ? \
                      ORDER BY position LIMIT ?"
                 );
-                sqlx::query(&sql)
+                let rows = sqlx::query(&sql)
                     .bind(id.as_str())
                     .bind(after)
                     .bind(limit)
-                    .fetch_all(&self.inner.pool)
-                    .await?
+                    .fetch_all(&self.inner.pool);
+                self.bounded(rows).await?
             }
         };
         rows.iter().map(decode_event).collect()
@@ -106,18 +106,23 @@ impl EventStore {
 
     /// The stream's current version (0 for a stream with no events).
     pub async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
-        let v: Option<u64> =
-            sqlx::query_scalar("SELECT MAX(stream_version) FROM events WHERE stream_id = ?")
-                .bind(stream_id.as_str())
-                .fetch_one(&self.inner.pool)
-                .await?;
+        let v: Option<u64> = self
+            .bounded(
+                sqlx::query_scalar("SELECT MAX(stream_version) FROM events WHERE stream_id = ?")
+                    .bind(stream_id.as_str())
+                    .fetch_one(&self.inner.pool),
+            )
+            .await?;
         Ok(v.unwrap_or(0))
     }
 
     /// The last committed position and its hash; `None` for an empty log.
     pub async fn head(&self) -> Result<Option<(u64, Hash)>, StoreError> {
-        let row = sqlx::query("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-            .fetch_optional(&self.inner.pool)
+        let row = self
+            .bounded(
+                sqlx::query("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+                    .fetch_optional(&self.inner.pool),
+            )
             .await?;
         let Some(row) = row else { return Ok(None) };
         let position: u64 = row.try_get(0)?;
@@ -130,13 +135,17 @@ impl EventStore {
 
     /// The claim held on `key` in `scope`, if any.
     pub async fn claim(&self, scope: &str, key: &[u8]) -> Result<Option<ClaimRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT payload, position, claimed_at FROM claims WHERE scope = ? AND claim_key = ?",
-        )
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(&self.inner.pool)
-        .await?;
+        let row = self
+            .bounded(
+                sqlx::query(
+                    "SELECT payload, position, claimed_at FROM claims \
+                     WHERE scope = ? AND claim_key = ?",
+                )
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&self.inner.pool),
+            )
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let payload = text(&row, 0)?;
         let position: u64 = row.try_get(1)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::append::{BatchLimits, Batcher, Pending, Prepared};
+use crate::append::{BatchLimits, Batcher, Limits, Pending, Prepared};
 use crate::error::{AppendError, StoreError};
 use crate::event::{AppendOutcome, AppendRequest};
 use crate::observe::BatchObserver;
@@ -23,6 +23,15 @@ pub struct StoreOptions {
     pub queue_depth: usize,
     /// How often a [`crate::Tail`] looks for events appended by other processes.
     pub poll_interval: Duration,
+    /// How long an append may take before it is answered: with its outcome if the log
+    /// can tell, else `AppendError::Unavailable` (nothing written) or
+    /// `AppendError::OutcomeUnknown` (its commit's reply was lost). ADR 0012.
+    pub append_deadline: Duration,
+    /// Establishing a connection, every connection of the store.
+    pub connect_timeout: Duration,
+    /// One reply of the database, every connection of the store; statements are also
+    /// limited server-side a little below it.
+    pub read_timeout: Duration,
     /// Who hears about each committed batch (metrics).
     pub observer: BatchObserver,
 }
@@ -35,6 +44,9 @@ impl Default for StoreOptions {
             max_batch_bytes: 2 * 1024 * 1024,
             queue_depth: 4_096,
             poll_interval: Duration::from_millis(100),
+            append_deadline: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(5),
             observer: BatchObserver::default(),
         }
     }
@@ -75,16 +87,20 @@ impl EventStore {
         connect: MySqlConnectOptions,
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
+        let statement_secs = (options.read_timeout.as_secs_f64() * 0.8).max(0.1);
+        let session = format!(
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+             SET SESSION max_statement_time = {statement_secs:.3}"
+        );
         let pool = MySqlPoolOptions::new()
             .max_connections(options.read_pool_size)
-            .after_connect(|conn, _| {
+            .acquire_timeout(options.connect_timeout)
+            .after_connect(move |conn, _| {
+                let session = session.clone();
                 Box::pin(async move {
-                    sqlx::Executor::execute(
-                        conn,
-                        "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                    )
-                    .await
-                    .map(|_| ())
+                    sqlx::Executor::execute(conn, session.as_str())
+                        .await
+                        .map(|_| ())
                 })
             })
             .connect_with(connect.clone())
@@ -93,6 +109,10 @@ impl EventStore {
         let (committed_tx, committed) = watch::channel(0);
         let batcher = Batcher::new(
             connect,
+            Limits {
+                connect: options.connect_timeout,
+                read: options.read_timeout,
+            },
             committed_tx,
             BatchLimits {
                 max_events: options.max_batch_events,
@@ -116,14 +136,36 @@ impl EventStore {
     /// its own result.
     #[tracing::instrument(skip_all, fields(streams = request.streams.len()))]
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let deadline = tokio::time::Instant::now() + self.inner.options.append_deadline;
         let append = Prepared::new(request)?;
         let (reply, answer) = oneshot::channel();
         self.inner
             .appends
-            .send(Pending { append, reply })
+            .send(Pending {
+                append,
+                reply,
+                deadline,
+            })
             .await
             .map_err(|_| AppendError::Closed)?;
         answer.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// `read`, bounded by the read limit: a paused server or a half-open link costs one
+    /// limit (a timed-out I/O error, which callers treat as "unavailable"), never a
+    /// stalled caller.
+    pub(crate) async fn bounded<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        let limit = self.inner.options.read_timeout;
+        match tokio::time::timeout(limit, read).await {
+            Ok(result) => result,
+            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no reply from the database within {limit:?}"),
+            ))),
+        }
     }
 
     /// The pool this handle reads with, for callers that read their own tables (claims

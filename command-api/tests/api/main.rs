@@ -11,6 +11,7 @@ mod support;
 mod concurrency;
 mod erasure;
 mod errors;
+mod faults;
 mod idempotency;
 mod keys;
 mod replicas;

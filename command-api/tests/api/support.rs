@@ -8,8 +8,9 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use command_api::AppState;
-use event_store::testing::{SeverableLink, TestDatabase};
+use event_store::testing::TestDatabase;
 use event_store::{EventStore, RecordedEvent, StoreOptions, StreamId};
+use faults::FaultProxy;
 use keyring::{BlindIndex, KeyStore, KeyStoreOptions, MasterKeys};
 use ledger::{CurrencySet, LedgerEvent, User, UserId};
 use platform::{DevKeys, Metrics, Role, TokenPolicy, DEV_AUDIENCE, DEV_ISSUER};
@@ -50,13 +51,23 @@ pub async fn spawn_app_with(configure: impl FnOnce(AppState) -> AppState) -> Tes
     )
 }
 
-/// A [`SeverableLink`] to MariaDB and an app whose every connection goes through it.
-pub async fn spawn_app_behind_link() -> (TestApp, SeverableLink) {
+/// A [`FaultProxy`] to MariaDB and an app whose every connection goes through it, with
+/// commands answered within `deadline`.
+pub async fn spawn_app_behind_proxy(deadline: Duration) -> (TestApp, FaultProxy) {
     let db = TestDatabase::with_migrations(&[event_store::migrator(), keyring::migrator()]).await;
-    let link = SeverableLink::to(&db.options).await;
-    let store = EventStore::connect_with(link.options(&db.options), StoreOptions::default())
+    let proxy = FaultProxy::to("127.0.0.1", db.options.get_port())
         .await
         .unwrap();
+    let options = db.options.clone().host("127.0.0.1").port(proxy.port());
+    let store = EventStore::connect_with(
+        options,
+        StoreOptions {
+            append_deadline: deadline,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
     let app = spawn_app_on(
         Arc::new(db),
         store,
@@ -65,7 +76,7 @@ pub async fn spawn_app_behind_link() -> (TestApp, SeverableLink) {
         DevKeys::generate().unwrap(),
         |state| state,
     );
-    (app, link)
+    (app, proxy)
 }
 
 fn spawn_app_on(

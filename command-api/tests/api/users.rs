@@ -73,7 +73,8 @@ async fn personal_data_enters_the_event_sealed_and_opens_with_the_users_key() {
     );
     let metadata: Value = serde_json::from_str(&event.metadata).unwrap();
     assert_eq!(metadata["correlation_id"], "corr-42");
-    assert!(metadata["causation_id"].is_null());
+    // Without an Idempotency-Key the command is named by its correlation id.
+    assert_eq!(metadata["causation_id"], "corr-42");
     assert_eq!(
         metadata["traceparent"],
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

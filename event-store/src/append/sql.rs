@@ -7,43 +7,12 @@ use futures_util::StreamExt;
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Either, Row};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::prepare::{Prepared, PreparedClaim, PreparedEvent};
 use super::Head;
 use crate::chain::{micros, Canonical, Hash};
 use crate::literal;
 use crate::stream::StreamId;
-
-pub(super) async fn event_exists(
-    conn: &mut MySqlConnection,
-    id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let found: Option<(u64,)> = sqlx::query_as("SELECT position FROM events WHERE event_id = ?")
-        .bind(id.as_bytes().as_slice())
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(found.is_some())
-}
-
-/// Which of an append's event ids the log already holds.
-pub(super) async fn existing_event_id(
-    conn: &mut MySqlConnection,
-    a: &Prepared,
-) -> Result<Uuid, sqlx::Error> {
-    for e in a.streams.iter().flat_map(|s| s.events.iter()) {
-        if event_exists(conn, e.event_id).await? {
-            return Ok(e.event_id);
-        }
-    }
-    // Two events of the append itself share an id.
-    Ok(a.streams
-        .iter()
-        .flat_map(|s| s.events.iter())
-        .map(|e| e.event_id)
-        .next()
-        .unwrap_or_else(Uuid::nil))
-}
 
 pub(super) const INSERT_EVENTS: &str =
     "INSERT INTO events (position, prev_position, event_id, stream_id, \
@@ -65,14 +34,37 @@ pub(super) struct EventRow<'a> {
 pub(super) enum Stmt<'a> {
     Text(String),
     Rows(Vec<EventRow<'a>>),
+    /// A claim made or released, with the append's last position and time.
+    Claim(&'a PreparedClaim, u64, OffsetDateTime),
 }
 
+/// The statements as one multi-statement text, wrapped in `BEGIN` (unless a transaction
+/// is open already) and `COMMIT`.
+pub(super) fn render_round(stmts: &[Stmt<'_>], open_tx: bool) -> String {
+    let mut sql = String::new();
+    if !open_tx {
+        sql.push_str("BEGIN;");
+    }
+    for stmt in stmts {
+        match stmt {
+            Stmt::Text(t) => sql.push_str(t),
+            Stmt::Rows(rows) => render_rows(&mut sql, rows),
+            Stmt::Claim(c, position, at) => render_claim(&mut sql, c, *position, *at),
+        }
+        sql.push(';');
+    }
+    sql.push_str("COMMIT");
+    sql
+}
+
+/// Plans `a`'s rows after `cursor`, moving it; pushes each stream's last position.
 pub(super) fn plan_rows<'a>(
     rows: &mut Vec<EventRow<'a>>,
     a: &'a Prepared,
     versions: &[u64],
     cursor: &mut Head,
     recorded_at: OffsetDateTime,
+    positions: &mut Vec<u64>,
 ) {
     let at = micros(recorded_at);
     for (s, last_version) in a.streams.iter().zip(versions) {
@@ -107,11 +99,12 @@ pub(super) fn plan_rows<'a>(
                 recorded_at,
             };
         }
+        positions.push(cursor.position);
     }
 }
 
 /// `INSERT … VALUES …` for the rows, as SQL text (for a multi-statement round trip).
-pub(super) fn render_rows(sql: &mut String, rows: &[EventRow<'_>]) {
+fn render_rows(sql: &mut String, rows: &[EventRow<'_>]) {
     sql.push_str(INSERT_EVENTS);
     for (n, r) in rows.iter().enumerate() {
         if n > 0 {
@@ -188,7 +181,7 @@ pub(super) async fn exec_prepared(
     }
 }
 
-pub(super) fn render_claim(sql: &mut String, c: &PreparedClaim, position: u64, at: OffsetDateTime) {
+fn render_claim(sql: &mut String, c: &PreparedClaim, position: u64, at: OffsetDateTime) {
     match c {
         PreparedClaim::Claim {
             scope,
