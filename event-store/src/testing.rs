@@ -36,6 +36,12 @@ impl TestDatabase {
         let server = MySqlConnectOptions::from_str(&url)
             .expect("DATABASE_URL is a mysql:// URL")
             .database("");
+        Self::on_server(server, migrators).await
+    }
+
+    /// A new database on the server `server` reaches (an account that may create
+    /// databases), for example a private server a test kills and pauses.
+    pub async fn on_server(server: MySqlConnectOptions, migrators: &[&Migrator]) -> Self {
         let name = format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let mut conn = server
             .connect()

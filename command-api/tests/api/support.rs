@@ -79,6 +79,26 @@ pub async fn spawn_app_behind_proxy(deadline: Duration) -> (TestApp, FaultProxy)
     (app, proxy)
 }
 
+/// An app on a database of its own on `server` (a private MariaDB the test kills or
+/// pauses), with the store's limits as given.
+pub async fn spawn_app_on_server(
+    server: sqlx::mysql::MySqlConnectOptions,
+    options: StoreOptions,
+) -> TestApp {
+    let db = TestDatabase::on_server(server, &[event_store::migrator(), keyring::migrator()]).await;
+    let store = EventStore::connect_with(db.options.clone(), options)
+        .await
+        .unwrap();
+    spawn_app_on(
+        Arc::new(db),
+        store,
+        random_key(),
+        random_key(),
+        DevKeys::generate().unwrap(),
+        |state| state,
+    )
+}
+
 fn spawn_app_on(
     db: Arc<TestDatabase>,
     store: EventStore,
