@@ -184,5 +184,8 @@ problem_responses! {
     BodyTooLarge => "`body_too_large`: over 64 KiB",
     UnsupportedMediaType => "`unsupported_media_type`: not application/json",
     ValidationFailed => "`validation_failed`, with `errors: [{field, code, message}]`",
-    Unavailable => "`unavailable`: the event store is down (`Retry-After`)",
+    Unavailable => "`unavailable`: the event store is down and nothing was applied; \
+        `outcome_unknown`: the command's commit was sent and its reply lost, so it may or may \
+        not have been applied: repeating it with the same Idempotency-Key or transaction_id \
+        is safe and returns the original result (`Retry-After`)",
 }

@@ -8,6 +8,7 @@ describe('messageForProblem', () => {
     expect(messageForProblem(parseProblem(403, null, ''))).toMatch(/not allowed/);
     expect(messageForProblem(parseProblem(412, 'application/problem+json', '{"code":"version_mismatch"}'))).toMatch(/changed this since/);
     expect(messageForProblem(parseProblem(503, 'application/problem+json', '{"code":"projection_lagging"}'))).toMatch(/not caught up/);
+    expect(messageForProblem(parseProblem(503, 'application/problem+json', '{"code":"outcome_unknown"}'))).toMatch(/never applied twice/);
   });
 
   it('falls back to the detail, then the title, then the status', () => {

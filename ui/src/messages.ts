@@ -18,6 +18,8 @@ const CODE_MESSAGES: Record<string, string> = {
   validation_failed: 'Some fields need attention.',
   rate_limited: 'Too many requests in a short time. Wait a moment and retry.',
   unavailable: 'The service is temporarily unavailable. Retry in a moment.',
+  outcome_unknown:
+    'We could not confirm whether this was carried out. Submit the same form again: it is never applied twice, and you will see the result.',
   projection_lagging: 'Your change is saved, but the view has not caught up with it yet. Retry in a moment.',
   network_error: 'The server could not be reached. Check the connection and retry.',
   malformed_answer: 'The server answered something unexpected.',

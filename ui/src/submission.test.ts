@@ -25,6 +25,11 @@ describe('idempotency keys per submission', () => {
     expect(beginAttempt(after500, fp, newKey).key).toBe(a.key);
     const after429 = finishAttempt(retry, { ok: false, problem: parseProblem(429, null, '') });
     expect(beginAttempt(after429, fp, newKey).key).toBe(a.key);
+    // The command may have been applied: the retry must carry the same key to learn it.
+    const unknown = parseProblem(503, 'application/problem+json', '{"code":"outcome_unknown"}');
+    const afterUnknown = finishAttempt(retry, { ok: false, problem: unknown });
+    expect(afterUnknown.state).toBe('retryable');
+    expect(beginAttempt(afterUnknown, fp, newKey).key).toBe(a.key);
   });
 
   it('reuses the key for a double submit while the first is pending', () => {
