@@ -176,6 +176,66 @@ impl EventStore {
     }
 }
 
+/// The log's last position, followed by one poller for any number of readers (a
+/// subscription stream per client, a webhook delivery per subscription): each reader
+/// waits on it instead of polling the log itself, and reads the log only when it grew.
+/// The poller queries only while someone holds a receiver, and stops when the last
+/// `HeadWatch` is dropped.
+#[derive(Clone)]
+pub struct HeadWatch {
+    tx: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl HeadWatch {
+    /// A receiver of the head position (0 until first read).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tx.subscribe()
+    }
+
+    /// Readers currently following the head.
+    pub fn followers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+impl EventStore {
+    /// Starts following the head, reading it every `interval` while anyone listens.
+    pub fn watch_head(&self, interval: std::time::Duration) -> HeadWatch {
+        let tx = std::sync::Arc::new(tokio::sync::watch::channel(0).0);
+        let weak = std::sync::Arc::downgrade(&tx);
+        let store = self.clone();
+        let mut local = self.inner.committed.clone();
+        tokio::spawn(async move {
+            let idle = interval.max(std::time::Duration::from_millis(50));
+            loop {
+                let Some(tx) = weak.upgrade() else { return };
+                if tx.receiver_count() == 0 {
+                    drop(tx);
+                    tokio::time::sleep(idle).await;
+                    continue;
+                }
+                match store.head().await {
+                    Ok(head) => {
+                        let position = head.map_or(0, |(p, _)| p);
+                        tx.send_if_modified(|p| {
+                            let moved = *p < position;
+                            *p = (*p).max(position);
+                            moved
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading the log's head failed"),
+                }
+                drop(tx);
+                // Commits of this process wake the poller at once.
+                if let Ok(Err(_closed)) = tokio::time::timeout(interval, local.changed()).await {
+                    tokio::time::sleep(interval).await;
+                }
+            }
+        });
+        HeadWatch { tx }
+    }
+}
+
 /// The first wait of a tail that just found events: a log that is being written to is
 /// looked at again about this soon, so other processes' commits are seen within a few
 /// milliseconds under load, while an idle tail backs off to `StoreOptions::poll_interval`.

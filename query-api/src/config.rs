@@ -62,6 +62,16 @@ pub struct Config {
     /// Users and balances kept in memory, per view.
     #[arg(long, env = "VIEW_CACHE_CAPACITY", default_value_t = 10_000)]
     pub view_cache_capacity: usize,
+    /// The CloudEvents `source` of `/api/v1/events`: the relay's `RELAY_SOURCE`, so the
+    /// bodies are the same bytes a RabbitMQ subscriber gets.
+    #[arg(long, env = "EVENTS_SOURCE", default_value = event_store::relay::DEFAULT_SOURCE)]
+    pub events_source: String,
+    /// Server-Sent Events subscriptions open at most.
+    #[arg(long, env = "SUBSCRIPTIONS_MAX", default_value_t = 256)]
+    pub subscriptions_max: usize,
+    /// Seconds a subscriber may leave its buffer full before it is cut.
+    #[arg(long, env = "SUBSCRIBER_SLOW_SECS", default_value_t = 10)]
+    pub subscriber_slow_secs: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -116,6 +126,12 @@ impl Config {
             projection: self.projection.clone(),
             poll_interval: Duration::from_millis(self.checkpoint_poll_ms.max(1)),
             cache_capacity: self.view_cache_capacity,
+            subscriptions: crate::events::SubscriptionSettings {
+                source: self.events_source.clone(),
+                max_open: self.subscriptions_max,
+                slow_after: Duration::from_secs(self.subscriber_slow_secs.max(1)),
+                ..crate::events::SubscriptionSettings::default()
+            },
             ..Settings::default()
         }
     }

@@ -9,6 +9,8 @@
 //!   `balances_view`, `transactions_view`), role and ownership checks where the id is
 //!   known; `personal.rs` opens sealed e-mail addresses and names with the keyring
 //!   (`null` and `erased: true` once shredded).
+//! - `events.rs`: catch-up subscriptions for downstream services: the log from any
+//!   position as CloudEvents, JSON pages or Server-Sent Events that go on live.
 //! - `audit.rs`: the log page by page, hash-chain verification, and balances as of a time
 //!   or position replayed with `ledger::replay` (roles auditor and admin).
 //! - `wait.rs`: the checkpoint, published on a watch channel by one poller per process
@@ -32,6 +34,7 @@ mod columns;
 mod config;
 mod cursor;
 mod error;
+mod events;
 mod openapi;
 mod params;
 mod personal;
@@ -59,6 +62,7 @@ pub use config::{
     DEV_MASTER_KEYS_FILE,
 };
 pub use error::ApiError;
+pub use events::SubscriptionSettings;
 pub use openapi::document as openapi_document;
 pub use personal::PersonalData;
 pub use state::{AppState, Settings};
@@ -159,6 +163,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/transactions/{id}",
             get(transactions::get_transaction),
         )
+        .route("/api/v1/events", get(events::list_events))
         .route("/api/v1/audit/events", get(audit::list_events))
         .route("/api/v1/audit/verify", get(audit::verify))
         .route(

@@ -50,10 +50,22 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_, keys| PersonalData::new(keys)).await
 }
 
+/// `spawn_app` with `settings`.
+pub async fn spawn_app_with_settings(settings: Settings) -> TestApp {
+    spawn_app_configured(|_, keys| PersonalData::new(keys), settings).await
+}
+
 /// `spawn_app` with the personal-data keys `personal` makes (from the store and the
 /// test's keyring).
 pub async fn spawn_app_with(
     personal: impl FnOnce(&EventStore, KeyStore) -> PersonalData,
+) -> TestApp {
+    spawn_app_configured(personal, Settings::default()).await
+}
+
+async fn spawn_app_configured(
+    personal: impl FnOnce(&EventStore, KeyStore) -> PersonalData,
+    settings: Settings,
 ) -> TestApp {
     let db = test_database().await;
     let store = db.store().await;
@@ -72,7 +84,7 @@ pub async fn spawn_app_with(
         personal(&store, keys.clone()),
         authenticator,
         Metrics::new(),
-        Settings::default(),
+        settings,
     );
     TestApp {
         router: query_api::router(state),
@@ -243,13 +255,18 @@ impl TestApp {
         self.token(role, Uuid::now_v7())
     }
 
-    pub async fn send(&self, req: Req) -> Answer {
+    /// The response to `req`, its body not read yet (for streams).
+    pub async fn open(&self, req: Req) -> axum::response::Response {
         let mut builder = Request::builder().method(req.method).uri(req.path);
         for (name, value) in req.headers {
             builder = builder.header(name, value);
         }
         let request = builder.body(Body::empty()).unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
+        self.router.clone().oneshot(request).await.unwrap()
+    }
+
+    pub async fn send(&self, req: Req) -> Answer {
+        let response = self.open(req).await;
         let (parts, body) = response.into_parts();
         let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
         Answer {
