@@ -378,5 +378,5 @@ fn audit_only(principal: &Principal) -> Result<(), ApiError> {
 /// Audit answers read the log, not the projection: the position header says how far the
 /// views had got when the request came, as on every answer.
 async fn audit_meta(state: &AppState) -> Result<Meta, ApiError> {
-    Ok(Meta::at(state.projection.current().await?).cache(NO_STORE))
+    Ok(Meta::at(state.projection.current().await?.position).cache(NO_STORE))
 }

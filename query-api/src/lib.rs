@@ -13,8 +13,11 @@
 //!   or position replayed with `ledger::replay` (roles auditor and admin).
 //! - `wait.rs`: the checkpoint, published on a watch channel by one poller per process
 //!   that runs only while someone waits for `X-Min-Position`; projection lag metrics.
-//! - `cache.rs`: hot views (a user, a user's balances) kept per checkpoint, invalidated
-//!   when it moves, never by a timer; hits and misses counted.
+//! - `snapshot.rs`: every view is read in one consistent snapshot with the checkpoint,
+//!   and answers with that checkpoint's position (a rebuild's swap never shows).
+//! - `cache.rs`: hot views (a user, a user's balances) kept per checkpoint and its
+//!   generation, invalidated when either moves, never by a timer; hits and misses
+//!   counted.
 //! - `reply.rs`: `X-Projection-Position`, strong ETags, 304, `Cache-Control`;
 //!   `params.rs`, `cursor.rs`: query parameters, ids, headers and opaque cursors become
 //!   typed values once; `columns.rs`: how read-table columns decode.
@@ -36,6 +39,7 @@ mod openapi;
 mod params;
 mod personal;
 mod reply;
+mod snapshot;
 mod state;
 mod transactions;
 mod users;
