@@ -128,6 +128,41 @@ impl EventStore {
         Ok(Some((position, hash)))
     }
 
+    /// The last position up to `upto` recorded at or before `time` (0 if none).
+    ///
+    /// `recorded_at` never decreases along positions (an append is recorded no earlier
+    /// than the head it follows, whatever the clock says), so the events recorded by a
+    /// time are a prefix of the log, found with a binary search of about log2(`upto`)
+    /// primary-key lookups.
+    pub async fn last_position_by(
+        &self,
+        time: time::OffsetDateTime,
+        upto: u64,
+    ) -> Result<u64, StoreError> {
+        let at = |position: u64| async move {
+            let recorded: Option<time::PrimitiveDateTime> =
+                sqlx::query_scalar("SELECT recorded_at FROM events WHERE position = ?")
+                    .bind(position)
+                    .fetch_optional(&self.inner.pool)
+                    .await?;
+            recorded.map(|t| t.assume_utc()).ok_or(StoreError::Corrupt {
+                position,
+                what: "position sequence (a hole in the log)",
+            })
+        };
+        // Invariant: `low` is recorded by `time` (or 0), `high + 1` after it.
+        let (mut low, mut high) = (0, upto);
+        while low < high {
+            let mid = low + (high - low).div_ceil(2);
+            if at(mid).await? <= time {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        Ok(low)
+    }
+
     /// The claim held on `key` in `scope`, if any.
     pub async fn claim(&self, scope: &str, key: &[u8]) -> Result<Option<ClaimRecord>, StoreError> {
         let row = sqlx::query(
