@@ -38,6 +38,13 @@ pub struct Config {
         hide_env_values = true
     )]
     pub database_url: Secret,
+    /// The database holding the data keys (`data_keys`, the keyring migration set), when
+    /// it is reached by another route or account than DATABASE_URL, or kept apart from
+    /// the log (then out of the log's backups). Erasure shreds there after its append
+    /// committed to the log; the erasure sweeper completes any shred that did not
+    /// happen. Default: DATABASE_URL.
+    #[arg(long, env = "KEYS_DATABASE_URL", hide_env_values = true)]
+    pub keys_database_url: Option<Secret>,
     /// Master keys `1:<base64>,2:<base64>` (the highest version wraps new data keys).
     #[arg(long, env = "MASTER_KEYS", hide_env_values = true)]
     pub master_keys: Option<Secret>,
@@ -97,6 +104,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("addr", &self.addr)
             .field("database_url", &self.database_url)
+            .field("keys_database_url", &self.keys_database_url)
             .field("master_keys", &self.master_keys)
             .field("master_keys_file", &self.master_keys_file)
             .field("blind_index_key", &self.blind_index_key)
@@ -118,6 +126,13 @@ pub struct Secrets {
 }
 
 impl Config {
+    /// Where the data keys are: KEYS_DATABASE_URL, else DATABASE_URL.
+    pub fn keys_database_url(&self) -> &Secret {
+        self.keys_database_url
+            .as_ref()
+            .unwrap_or(&self.database_url)
+    }
+
     pub fn currency_set(&self) -> anyhow::Result<CurrencySet> {
         CurrencySet::new(&self.currencies).context("CURRENCIES must be ISO 4217 codes")
     }

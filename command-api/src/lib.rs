@@ -55,6 +55,10 @@ pub use openapi::document as openapi_document;
 pub use state::AppState;
 pub use users::{DISPLAY_NAME_FIELD, EMAIL_FIELD};
 
+/// Connections to a data keys' database of its own (KEYS_DATABASE_URL): keys are read on
+/// a key-cache miss and written at registration and erasure only.
+const KEYS_POOL_SIZE: u32 = 8;
+
 /// Connects to the event store and keyring that `config` names and serves the API on
 /// `listener` until `shutdown` completes.
 pub async fn run(
@@ -82,9 +86,9 @@ pub async fn rewrap_keys(config: &Config, batch: u32) -> anyhow::Result<u64> {
     let active = secrets.master_keys.active_version();
     let pool = sqlx::mysql::MySqlPoolOptions::new()
         .max_connections(1)
-        .connect(config.database_url.expose())
+        .connect(config.keys_database_url().expose())
         .await
-        .context("connecting to the database (DATABASE_URL)")?;
+        .context("connecting to the data keys' database (KEYS_DATABASE_URL or DATABASE_URL)")?;
     let moved = KeyStore::new(pool.clone(), secrets.master_keys)
         .rewrap_all(batch)
         .await
@@ -124,7 +128,20 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     .context("connecting to the event store (DATABASE_URL)")?;
     let pool = store.pool().clone();
     metrics.watch_pool("events", move || event_store::pool_usage(&pool));
-    let keys = KeyStore::new(store.pool().clone(), secrets.master_keys);
+    let keys_pool = match &config.keys_database_url {
+        None => store.pool().clone(),
+        Some(url) => {
+            let pool = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(KEYS_POOL_SIZE)
+                .connect(url.expose())
+                .await
+                .context("connecting to the data keys' database (KEYS_DATABASE_URL)")?;
+            let sampled = pool.clone();
+            metrics.watch_pool("keys", move || event_store::pool_usage(&sampled));
+            pool
+        }
+    };
+    let keys = KeyStore::new(keys_pool, secrets.master_keys);
     Ok(AppState::new(
         store,
         keys,

@@ -100,6 +100,7 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     )
     .await
     .context("connecting to the event store (EVENTS_DATABASE_URL or DATABASE_URL)")?;
+    let metrics = Metrics::new();
     // One pool when the log and the read tables share a database.
     let pool = match &config.events_database_url {
         None => store.pool().clone(),
@@ -109,10 +110,21 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
             .await
             .context("connecting to the read tables (DATABASE_URL)")?,
     };
-    let personal = match config.master_key_source()? {
-        MasterKeySource::Configured(master) => {
-            PersonalData::with_master_keys(store.pool().clone(), master)
+    let keys = match &config.keys_database_url {
+        None => store.pool().clone(),
+        Some(url) => {
+            let keys = MySqlPoolOptions::new()
+                .max_connections(config.pool_size)
+                .connect(url.expose())
+                .await
+                .context("connecting to the data keys' database (KEYS_DATABASE_URL)")?;
+            let sampled = keys.clone();
+            metrics.watch_pool("keys", move || event_store::pool_usage(&sampled));
+            keys
         }
+    };
+    let personal = match config.master_key_source()? {
+        MasterKeySource::Configured(master) => PersonalData::with_master_keys(keys, master),
         MasterKeySource::DevFile(path) => {
             if !path.exists() {
                 tracing::warn!(
@@ -120,10 +132,9 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
                     "no master keys configured and no dev keys yet: personal data answers 503 until they appear"
                 );
             }
-            PersonalData::from_dev_file(store.pool().clone(), path)
+            PersonalData::from_dev_file(keys, path)
         }
     };
-    let metrics = Metrics::new();
     let log = store.pool().clone();
     metrics.watch_pool("events", move || event_store::pool_usage(&log));
     if config.events_database_url.is_some() {
