@@ -76,6 +76,10 @@ pub struct Config {
     /// `concurrency_conflict`.
     #[arg(long, env = "COMMAND_MAX_ATTEMPTS", default_value_t = crate::execute::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: u32,
+    /// Seconds between two sweeps for erased users whose data key is still live (an
+    /// erasure cut short between its append and its shred); one sweep runs at start.
+    #[arg(long, env = "ERASURE_SWEEP_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub erasure_sweep_interval_secs: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -112,6 +116,10 @@ impl fmt::Debug for Config {
             .field("dev_dir", &self.dev_dir)
             .field("currencies", &self.currencies)
             .field("max_attempts", &self.max_attempts)
+            .field(
+                "erasure_sweep_interval_secs",
+                &self.erasure_sweep_interval_secs,
+            )
             .field("auth", &self.auth)
             .field("telemetry", &self.telemetry)
             .field("task", &self.task)

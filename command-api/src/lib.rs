@@ -15,6 +15,8 @@
 //! - `email_index.rs`, `idempotency.rs`: the claims made in the same append.
 //! - `reply.rs`: the success answer (`X-Position`, `ETag`); `error.rs`: `ApiError`, the
 //!   one mapping to problem+json.
+//! - `sweeper.rs`: the erasure sweeper, at start and every interval: shreds the key of
+//!   every user erased in the log whose key is still live (an erasure cut short).
 //! - `openapi.rs`: `/openapi.json`, generated from the handlers; `config.rs`: settings
 //!   and the dev secrets in `.dev/`; `append_metrics.rs`: the store's batches as metrics.
 //!
@@ -33,6 +35,7 @@ mod openapi;
 mod reply;
 mod state;
 mod stream;
+mod sweeper;
 mod transactions;
 mod users;
 
@@ -67,6 +70,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = state_from(&config).await?;
+    let sweeper = sweeper::Sweeper::new(
+        state.store.clone(),
+        state.keys.clone(),
+        std::time::Duration::from_secs(config.erasure_sweep_interval_secs),
+        state.metrics(),
+    );
+    let sweeping = tokio::spawn(sweeper.run());
     let mut app = router(state);
     if config.dev_tokens {
         let keys = platform::DevKeys::load_or_create(&config.dev_dir)
@@ -74,7 +84,9 @@ pub async fn run(
         tracing::warn!("serving GET /dev/token: development only");
         app = app.merge(dev_token::router(std::sync::Arc::new(keys)));
     }
-    platform::serve(listener, app, shutdown).await?;
+    let served = platform::serve(listener, app, shutdown).await;
+    sweeping.abort();
+    served?;
     Ok(())
 }
 

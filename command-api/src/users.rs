@@ -372,7 +372,8 @@ pub(crate) async fn erase_personal_data(
     )
     .await?;
     // After the commit, and on every repeat: a shredding interrupted before it finished
-    // is completed by the next request. Shredding is idempotent.
+    // is completed by the next request, or by the erasure sweeper (`sweeper.rs`) of any
+    // replica. Shredding is idempotent.
     state.keys.shred(user_id.as_uuid()).await?;
     tracing::info!(%user_id, "personal data erased");
     Ok(reply)

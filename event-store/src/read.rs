@@ -104,6 +104,31 @@ impl EventStore {
         rows.iter().map(decode_event).collect()
     }
 
+    /// Events of `event_type` at positions in `after + 1 ..= upto`, in position order, at
+    /// most `limit`. No index serves the type: the query walks the log's positions from
+    /// `after`, so a reader pages on from the last position it saw (or, for a page
+    /// under `limit`, from `upto`).
+    pub async fn read_of_type(
+        &self,
+        event_type: &EventType,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND position <= ? \
+             AND event_type = ? ORDER BY position LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(upto)
+            .bind(event_type.as_str())
+            .bind(limit)
+            .fetch_all(&self.inner.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
     /// The stream's current version (0 for a stream with no events).
     pub async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
         let v: Option<u64> =

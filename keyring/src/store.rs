@@ -153,6 +153,37 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Those of `subjects` not shredded: with a live key, or with no key row at all.
+    pub async fn unshredded(&self, subjects: &[Uuid]) -> Result<Vec<Uuid>, KeyringError> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; subjects.len()].join(", ");
+        let sql = format!(
+            "SELECT subject FROM data_keys WHERE shredded_at IS NOT NULL AND subject IN ({marks})"
+        );
+        let mut query = sqlx::query_scalar::<_, Uuid>(&sql);
+        for subject in subjects {
+            query = query.bind(subject);
+        }
+        let shredded: std::collections::HashSet<Uuid> = query
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(KeyringError::database(
+                "reading which data keys are shredded",
+            ))?
+            .into_iter()
+            .collect();
+        let mut out: Vec<Uuid> = subjects
+            .iter()
+            .copied()
+            .filter(|s| !shredded.contains(s))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// Rewraps every live data key not yet under the active master version, `batch`
     /// rows per transaction; returns how many it moved. Safe to run while the store is
     /// in use and to re-run: a key shredded meanwhile stays shredded.
