@@ -13,8 +13,9 @@
 //!
 //! Every read of the row (the poller's, a request's, a view's snapshot in `snapshot.rs`)
 //! publishes what it saw, and the published value only moves forward, by generation and
-//! then position: reads that finish out of order cannot take it back, so no answer
-//! says less than one given before. The view cache keys on it (`cache.rs`). A
+//! then position: reads that finish out of order cannot take it back, so no answer of
+//! this process says less than one it gave before (another replica, or a database
+//! replica further behind, may). The view cache keys on it (`cache.rs`). A
 //! read-model database recreated from nothing (generation and position back at 0) is
 //! followed again once query-api restarts.
 
