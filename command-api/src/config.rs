@@ -38,6 +38,13 @@ pub struct Config {
         hide_env_values = true
     )]
     pub database_url: Secret,
+    /// The database holding the data keys (`data_keys`, the keyring migration set), when
+    /// it is reached by another route or account than DATABASE_URL, or kept apart from
+    /// the log (then out of the log's backups). Erasure shreds there after its append
+    /// committed to the log; the erasure sweeper completes any shred that did not
+    /// happen. Default: DATABASE_URL.
+    #[arg(long, env = "KEYS_DATABASE_URL", hide_env_values = true)]
+    pub keys_database_url: Option<Secret>,
     /// Master keys `1:<base64>,2:<base64>` (the highest version wraps new data keys).
     #[arg(long, env = "MASTER_KEYS", hide_env_values = true)]
     pub master_keys: Option<Secret>,
@@ -81,6 +88,10 @@ pub struct Config {
     /// server-side a little below it).
     #[arg(long, env = "DATABASE_READ_TIMEOUT_SECS", default_value_t = 5)]
     pub read_timeout_secs: u64,
+    /// Seconds between two sweeps for erased users whose data key is still live (an
+    /// erasure cut short between its append and its shred); one sweep runs at start.
+    #[arg(long, env = "ERASURE_SWEEP_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub erasure_sweep_interval_secs: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -109,6 +120,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("addr", &self.addr)
             .field("database_url", &self.database_url)
+            .field("keys_database_url", &self.keys_database_url)
             .field("master_keys", &self.master_keys)
             .field("master_keys_file", &self.master_keys_file)
             .field("blind_index_key", &self.blind_index_key)
@@ -116,6 +128,10 @@ impl fmt::Debug for Config {
             .field("dev_dir", &self.dev_dir)
             .field("currencies", &self.currencies)
             .field("max_attempts", &self.max_attempts)
+            .field(
+                "erasure_sweep_interval_secs",
+                &self.erasure_sweep_interval_secs,
+            )
             .field("auth", &self.auth)
             .field("telemetry", &self.telemetry)
             .field("task", &self.task)
@@ -130,6 +146,13 @@ pub struct Secrets {
 }
 
 impl Config {
+    /// Where the data keys are: KEYS_DATABASE_URL, else DATABASE_URL.
+    pub fn keys_database_url(&self) -> &Secret {
+        self.keys_database_url
+            .as_ref()
+            .unwrap_or(&self.database_url)
+    }
+
     pub fn currency_set(&self) -> anyhow::Result<CurrencySet> {
         CurrencySet::new(&self.currencies).context("CURRENCIES must be ISO 4217 codes")
     }

@@ -372,8 +372,18 @@ pub(crate) async fn erase_personal_data(
     )
     .await?;
     // After the commit, and on every repeat: a shredding interrupted before it finished
-    // is completed by the next request. Shredding is idempotent.
-    state.keys.shred(user_id.as_uuid()).await?;
+    // is completed by the next request, or by the erasure sweeper (`sweeper.rs`) of any
+    // replica. Shredding is idempotent. The erasure is in the log by now, so a shred that
+    // fails must not be answered as a failure of the command (ADR 0012): the answer is
+    // `outcome_unknown`, and the repeat it asks for answers 200 once the key is gone.
+    if let Err(error) = state.keys.shred(user_id.as_uuid()).await {
+        tracing::warn!(
+            %user_id,
+            error = %error,
+            "erasure recorded, its data key not shredded yet: a repeat or the sweeper completes it"
+        );
+        return Err(ApiError::ErasurePending);
+    }
     tracing::info!(%user_id, "personal data erased");
     Ok(reply)
 }

@@ -104,6 +104,31 @@ impl EventStore {
         rows.iter().map(decode_event).collect()
     }
 
+    /// Events of `event_type` at positions in `after + 1 ..= upto`, in position order, at
+    /// most `limit`. No index serves the type: the query walks the log's positions from
+    /// `after`, so a reader pages on from the last position it saw (or, for a page
+    /// under `limit`, from `upto`).
+    pub async fn read_of_type(
+        &self,
+        event_type: &EventType,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND position <= ? \
+             AND event_type = ? ORDER BY position LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(upto)
+            .bind(event_type.as_str())
+            .bind(limit)
+            .fetch_all(&self.inner.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
     /// The stream's current version (0 for a stream with no events).
     pub async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
         let v: Option<u64> = self
@@ -131,6 +156,41 @@ impl EventStore {
             what: "hash",
         })?;
         Ok(Some((position, hash)))
+    }
+
+    /// The last position up to `upto` recorded at or before `time` (0 if none).
+    ///
+    /// `recorded_at` never decreases along positions (an append is recorded no earlier
+    /// than the head it follows, whatever the clock says), so the events recorded by a
+    /// time are a prefix of the log, found with a binary search of about log2(`upto`)
+    /// primary-key lookups.
+    pub async fn last_position_by(
+        &self,
+        time: time::OffsetDateTime,
+        upto: u64,
+    ) -> Result<u64, StoreError> {
+        let at = |position: u64| async move {
+            let recorded: Option<time::PrimitiveDateTime> =
+                sqlx::query_scalar("SELECT recorded_at FROM events WHERE position = ?")
+                    .bind(position)
+                    .fetch_optional(&self.inner.pool)
+                    .await?;
+            recorded.map(|t| t.assume_utc()).ok_or(StoreError::Corrupt {
+                position,
+                what: "position sequence (a hole in the log)",
+            })
+        };
+        // Invariant: `low` is recorded by `time` (or 0), `high + 1` after it.
+        let (mut low, mut high) = (0, upto);
+        while low < high {
+            let mid = low + (high - low).div_ceil(2);
+            if at(mid).await? <= time {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        Ok(low)
     }
 
     /// The claim held on `key` in `scope`, if any.

@@ -36,10 +36,14 @@ pub struct Config {
     /// The read tables (users_view, balances_view, transactions_view, checkpoints).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_default_value = true)]
     pub database_url: Secret,
-    /// The event log and `data_keys`, when they live in another database than the read
-    /// tables; `DATABASE_URL` otherwise.
+    /// The event log (and `data_keys`, unless KEYS_DATABASE_URL), when it lives in
+    /// another database than the read tables; `DATABASE_URL` otherwise.
     #[arg(long, env = "EVENTS_DATABASE_URL")]
     pub events_database_url: Option<Secret>,
+    /// The database holding `data_keys`, when command-api keeps the data keys apart
+    /// (its KEYS_DATABASE_URL); the event log's database otherwise.
+    #[arg(long, env = "KEYS_DATABASE_URL", hide_env_values = true)]
+    pub keys_database_url: Option<Secret>,
     /// Connections per database pool.
     #[arg(long, env = "QUERY_API_POOL_SIZE", default_value_t = 8)]
     pub pool_size: u32,
@@ -85,6 +89,7 @@ impl fmt::Debug for Config {
             .field("addr", &self.addr)
             .field("database_url", &self.database_url)
             .field("events_database_url", &self.events_database_url)
+            .field("keys_database_url", &self.keys_database_url)
             .field("pool_size", &self.pool_size)
             .field("master_keys", &self.master_keys)
             .field("master_keys_file", &self.master_keys_file)

@@ -281,7 +281,7 @@ pub(crate) async fn list_events(
         }
     }
     subs.metrics.sent.inc_by(items.len() as u64);
-    let meta = Meta::at(state.projection.current().await?).cache(NO_STORE);
+    let meta = Meta::at(state.projection.current().await?.position).cache(NO_STORE);
     Ok(meta.ok(EventPage { items, next_after }))
 }
 

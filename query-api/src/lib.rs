@@ -15,8 +15,11 @@
 //!   or position replayed with `ledger::replay` (roles auditor and admin).
 //! - `wait.rs`: the checkpoint, published on a watch channel by one poller per process
 //!   that runs only while someone waits for `X-Min-Position`; projection lag metrics.
-//! - `cache.rs`: hot views (a user, a user's balances) kept per checkpoint, invalidated
-//!   when it moves, never by a timer; hits and misses counted.
+//! - `snapshot.rs`: every view is read in one consistent snapshot with the checkpoint,
+//!   and answers with that checkpoint's position (a rebuild's swap never shows).
+//! - `cache.rs`: hot views (a user, a user's balances) kept per checkpoint and its
+//!   generation, invalidated when either moves, never by a timer; hits and misses
+//!   counted.
 //! - `reply.rs`: `X-Projection-Position`, strong ETags, 304, `Cache-Control`;
 //!   `params.rs`, `cursor.rs`: query parameters, ids, headers and opaque cursors become
 //!   typed values once; `columns.rs`: how read-table columns decode.
@@ -39,6 +42,7 @@ mod openapi;
 mod params;
 mod personal;
 mod reply;
+mod snapshot;
 mod state;
 mod transactions;
 mod users;
@@ -100,6 +104,7 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     )
     .await
     .context("connecting to the event store (EVENTS_DATABASE_URL or DATABASE_URL)")?;
+    let metrics = Metrics::new();
     // One pool when the log and the read tables share a database.
     let pool = match &config.events_database_url {
         None => store.pool().clone(),
@@ -109,10 +114,21 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
             .await
             .context("connecting to the read tables (DATABASE_URL)")?,
     };
-    let personal = match config.master_key_source()? {
-        MasterKeySource::Configured(master) => {
-            PersonalData::with_master_keys(store.pool().clone(), master)
+    let keys = match &config.keys_database_url {
+        None => store.pool().clone(),
+        Some(url) => {
+            let keys = MySqlPoolOptions::new()
+                .max_connections(config.pool_size)
+                .connect(url.expose())
+                .await
+                .context("connecting to the data keys' database (KEYS_DATABASE_URL)")?;
+            let sampled = keys.clone();
+            metrics.watch_pool("keys", move || event_store::pool_usage(&sampled));
+            keys
         }
+    };
+    let personal = match config.master_key_source()? {
+        MasterKeySource::Configured(master) => PersonalData::with_master_keys(keys, master),
         MasterKeySource::DevFile(path) => {
             if !path.exists() {
                 tracing::warn!(
@@ -120,10 +136,9 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
                     "no master keys configured and no dev keys yet: personal data answers 503 until they appear"
                 );
             }
-            PersonalData::from_dev_file(store.pool().clone(), path)
+            PersonalData::from_dev_file(keys, path)
         }
     };
-    let metrics = Metrics::new();
     let log = store.pool().clone();
     metrics.watch_pool("events", move || event_store::pool_usage(&log));
     if config.events_database_url.is_some() {

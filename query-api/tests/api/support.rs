@@ -381,6 +381,52 @@ impl TestApp {
         self.store.append(request).await.unwrap()
     }
 
+    /// Appends `event` on a stream of its own as a writer whose clock read `recorded_at`
+    /// would have: the row the event store writes, hash chained to the head, inserted
+    /// as the owner. For a head recorded ahead of this process's clock.
+    pub async fn append_recorded_at(&self, event: LedgerEvent, recorded_at: OffsetDateTime) -> u64 {
+        let (head, prev_hash) = self
+            .store
+            .head()
+            .await
+            .unwrap()
+            .unwrap_or((0, event_store::GENESIS_HASH));
+        let recorded = event_store::RecordedEvent {
+            position: head + 1,
+            event_id: Uuid::now_v7(),
+            stream_id: StreamId::parse(event.stream_id()).unwrap(),
+            stream_version: 1,
+            event_type: event_store::EventType::parse(event.event_type()).unwrap(),
+            schema_version: event.schema_version(),
+            data: event.data().to_string(),
+            metadata: "{}".to_owned(),
+            recorded_at,
+            prev_hash,
+            hash: [0; 32],
+        };
+        let hash = event_store::event_hash(&prev_hash, &recorded);
+        sqlx::query(
+            "INSERT INTO events (position, prev_position, event_id, stream_id, stream_version, \
+             prev_stream_version, event_type, schema_version, data, metadata, recorded_at, \
+             prev_hash, hash) VALUES (?, ?, ?, ?, 1, NULL, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(recorded.position)
+        .bind((head > 0).then_some(head))
+        .bind(recorded.event_id)
+        .bind(recorded.stream_id.as_str())
+        .bind(recorded.event_type.as_str())
+        .bind(recorded.schema_version)
+        .bind(&recorded.data)
+        .bind(&recorded.metadata)
+        .bind(naive(recorded_at))
+        .bind(&prev_hash[..])
+        .bind(&hash[..])
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        recorded.position
+    }
+
     /// The value of one sample of `/metrics`, e.g. `query_view_cache_hits_total{view="user"}`.
     pub async fn metric(&self, sample: &str) -> f64 {
         let answer = self.send(Req::get("/metrics")).await;
