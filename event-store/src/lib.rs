@@ -23,6 +23,7 @@ mod append;
 mod chain;
 mod error;
 mod event;
+mod leader;
 mod literal;
 mod observe;
 mod read;
@@ -41,6 +42,7 @@ pub use event::{
     AppendOutcome, AppendRequest, Claim, ClaimOp, ClaimRecord, EventType, NewEvent, RecordedEvent,
     StreamWrite, WrittenStream,
 };
+pub use leader::LeaderLock;
 pub use observe::{AppendObserver, BatchObserver};
 pub use read::{HeadWatch, Tail};
 pub use schema::{grant_writer, migrator};

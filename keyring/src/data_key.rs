@@ -32,6 +32,13 @@ impl DataKey {
     pub(crate) fn secret(&self) -> &SecretKey {
         &self.key
     }
+
+    /// The key's bytes, for a secret that leaves the keyring by design: a webhook's
+    /// signing secret is shown to its creator once and signs every delivery, while it is
+    /// stored wrapped like any data key.
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        self.key.expose()
+    }
 }
 
 impl fmt::Debug for DataKey {
