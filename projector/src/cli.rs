@@ -46,8 +46,9 @@ pub enum Command {
     /// against the live tables; exit code 1 on any difference.
     Verify,
     /// Record a poison event's position as parked: projections skip it from now on.
+    /// Only the position the projection stopped at (its checkpoint + 1) is accepted.
     Park {
-        /// The event's position in the log.
+        /// The event's position in the log: where the projection stopped.
         #[arg(long)]
         position: u64,
         /// Why, for the record.

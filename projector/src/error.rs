@@ -52,6 +52,15 @@ pub enum Error {
          parking it would make a rebuild differ from the live tables"
     )]
     AlreadyApplied { position: u64, checkpoint: u64 },
+    #[error(
+        "position {position} is not where the projection stopped: it stopped in front of \
+         {next} (the checkpoint is {checkpoint}); only that position can be parked"
+    )]
+    NotWhereStopped {
+        position: u64,
+        next: u64,
+        checkpoint: u64,
+    },
     #[error("the log has no event at position {position}")]
     NoSuchPosition { position: u64 },
     #[error("binding the metrics listener on {addr}")]
