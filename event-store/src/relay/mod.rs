@@ -46,7 +46,7 @@ pub use error::RelayError;
 pub use grant::grant_relay;
 pub use observer::{NoObserver, Refusal, RelayObserver, RelayStats};
 pub use topology::{
-    QueueTopology, Topology, DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_DEAD_LETTER_QUEUE,
+    Permissions, QueueTopology, Topology, DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_DEAD_LETTER_QUEUE,
     DEFAULT_DELIVERY_LIMIT, DEFAULT_EXCHANGE, DEFAULT_QUEUE,
 };
 
