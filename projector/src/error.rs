@@ -22,8 +22,6 @@ pub enum Error {
         #[source]
         source: lapin::Error,
     },
-    #[error("declaring the exchanges and queues")]
-    Topology(#[source] event_store::relay::RelayError),
     #[error("invalid {what}: {problem}")]
     Config { what: &'static str, problem: String },
     #[error("the broker cancelled the consumer of queue {queue}")]

@@ -26,6 +26,7 @@ pub(crate) struct ProjectorMetrics {
     pub gaps_filled: Counter,
     pub parked_skipped: Counter,
     pub unplaceable: Counter,
+    pub disagreeing: Counter,
     pub poisoned: Gauge,
     pub poison_position: Gauge,
 }
@@ -48,6 +49,7 @@ impl ProjectorMetrics {
             gaps_filled: Counter::default(),
             parked_skipped: Counter::default(),
             unplaceable: Counter::default(),
+            disagreeing: Counter::default(),
             poisoned: Gauge::default(),
             poison_position: Gauge::default(),
         };
@@ -105,7 +107,7 @@ impl ProjectorMetrics {
         );
         metrics.register(
             "projector_gap_events_filled",
-            "Events read from the log because no message brought them",
+            "Events applied although no message brought them (read from the log like all)",
             this.gaps_filled.clone(),
         );
         metrics.register(
@@ -117,6 +119,12 @@ impl ProjectorMetrics {
             "projector_unplaceable_messages",
             "Messages without a readable position, dead-lettered",
             this.unplaceable.clone(),
+        );
+        metrics.register(
+            "projector_disagreeing_messages",
+            "Messages that are not what the log holds at their position (forged, or from \
+             another log), acknowledged and dropped",
+            this.disagreeing.clone(),
         );
         metrics.register(
             "projector_poisoned",
@@ -136,6 +144,7 @@ impl ProjectorMetrics {
         self.duplicates.inc_by(outcome.duplicates);
         self.gaps_filled.inc_by(outcome.gap_filled);
         self.parked_skipped.inc_by(outcome.parked.len() as u64);
+        self.disagreeing.inc_by(outcome.disagreeing.len() as u64);
         if outcome.checkpoint > outcome.before {
             self.batch_events.observe(outcome.applied as f64);
             self.batch_seconds.observe(seconds);

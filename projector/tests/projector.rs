@@ -374,12 +374,15 @@ async fn the_projector_rides_out_a_broker_outage() {
     // queue are gone), so the projector must find them in the log.
     env.append(&scenario.activity(30)).await;
     env.broker.restore().await;
+    // The relay declares the topology again when it reconnects; the projector only
+    // consumes.
+    let publisher = env.publisher().await;
     eventually("readiness to return", || async {
         (projector.get("/health/ready").await.0 == 200).then_some(())
     })
     .await;
     let after = env.append(&scenario.activity(10)).await;
-    env.publisher().await.publish(&after).await;
+    publisher.publish(&after).await;
     env.wait_for_checkpoint(env.head().await).await;
     projector.stop().await;
     assert_verified(&env).await;

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use event_store::relay::testing::TestBroker;
+use event_store::relay::Topology;
 use event_store::testing::TestDatabase;
 use event_store::{
     AppendRequest, EventStore, EventType, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
@@ -75,7 +76,9 @@ fn with_path(base: &str, segment: &str) -> String {
     }
 }
 
-/// One test's world: database (log + read tables), vhost, and the projector's config.
+/// One test's world: database (log + read tables), vhost, and the projector's config
+/// (its broker account may only consume its queue; `broker.url` is the vhost's
+/// administrator, for publishing and declaring the way the relay does).
 pub struct Env {
     pub db: TestDatabase,
     pub store: EventStore,
@@ -96,7 +99,11 @@ impl Env {
                 .unwrap_or_else(|_| projector::DEFAULT_DATABASE_URL.into()),
             &db.name,
         );
-        let mut config = Config::new(database_url, broker.url.clone());
+        // The projector runs with the rights it has in production: consume its queue.
+        let projector_url = broker
+            .account("projector", &Topology::default().consumer_permissions())
+            .await;
+        let mut config = Config::new(database_url, projector_url);
         config.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.idle_ms = 200;
         Self {
@@ -233,11 +240,11 @@ impl Env {
         assert_eq!(self.checkpoint().await, position, "checkpoint overshot");
     }
 
+    /// Declares the topology as the relay does, and publishes as the relay would.
     pub async fn publisher(&self) -> Publisher {
         let connection = self.broker.connect().await;
         let channel = connection.create_channel().await.unwrap();
-        self.config
-            .topology()
+        Topology::default()
             .declare(&channel)
             .await
             .expect("declare the topology");
