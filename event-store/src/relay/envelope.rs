@@ -50,7 +50,17 @@ pub struct CloudEvent {
     /// The metadata's `causation_id`, when it has a non-empty one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causationid: Option<String>,
+    /// The epoch of the relay's leadership term that published the message (ADR 0013),
+    /// also the AMQP header [`RELAY_EPOCH`]. On every message the relay publishes;
+    /// absent from an envelope made outside a term ([`CloudEvent::from_recorded`]).
+    /// Consumers drop a message whose epoch is older than one they have seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayepoch: Option<u64>,
 }
+
+/// The CloudEvents extension attribute and the AMQP header that carry a message's relay
+/// epoch.
+pub const RELAY_EPOCH: &str = "relayepoch";
 
 impl CloudEvent {
     /// The envelope of a recorded event. Fails only if the stored data or metadata is not
@@ -87,6 +97,7 @@ impl CloudEvent {
             schemaversion: event.schema_version,
             correlationid: text_field(&metadata, "correlation_id"),
             causationid: text_field(&metadata, "causation_id"),
+            relayepoch: None,
         };
         Ok((cloud_event, metadata))
     }
@@ -112,9 +123,11 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    pub(crate) fn new(event: &RecordedEvent, source: &str) -> Result<Self, RelayError> {
+    /// The message for `event` in the leadership term of `epoch`.
+    pub(crate) fn new(event: &RecordedEvent, source: &str, epoch: u64) -> Result<Self, RelayError> {
         let position = event.position;
-        let (cloud_event, metadata) = CloudEvent::with_metadata(event, source)?;
+        let (mut cloud_event, metadata) = CloudEvent::with_metadata(event, source)?;
+        cloud_event.relayepoch = Some(epoch);
         let body = serde_json::to_vec(&cloud_event).map_err(|e| RelayError::Envelope {
             position,
             what: format!("serialising the envelope failed ({e})"),
@@ -123,6 +136,11 @@ impl Outgoing {
         // the check keeps a future change from panicking inside the client.
         let event_type = short(event.event_type.as_str(), position, "event type")?;
         let mut headers = FieldTable::default();
+        // A consumer may filter stale terms without parsing the body.
+        headers.insert(
+            RELAY_EPOCH.into(),
+            AMQPValue::LongLongInt(i64::try_from(epoch).unwrap_or(i64::MAX)),
+        );
         // W3C trace context travels as headers, so a consumer continues the trace.
         for name in ["traceparent", "tracestate"] {
             if let Some(value) = text_field(&metadata, name) {
@@ -215,7 +233,7 @@ mod tests {
             "causation_id": null,
             "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         }));
-        let out = Outgoing::new(&event, "urn:example:ledger").unwrap();
+        let out = Outgoing::new(&event, "urn:example:ledger", 4).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(body["time"], "2026-11-25T09:30:00.000042Z");
         assert_eq!(body["data"], json!({ "amount": 100 }));
@@ -224,10 +242,18 @@ mod tests {
         assert_eq!(body["id"], event.event_id.to_string());
         assert_eq!(out.routing_key.as_str(), "transaction.deposited");
         assert_eq!(out.properties.delivery_mode(), &Some(2));
+        assert_eq!(body["relayepoch"], 4);
         let headers = out.properties.headers().clone().unwrap();
         assert!(headers.contains_key("traceparent"));
+        assert_eq!(
+            headers.inner().get(RELAY_EPOCH),
+            Some(&AMQPValue::LongLongInt(4))
+        );
         let back: CloudEvent = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(back.time, event.recorded_at);
         assert_eq!(back.position, 7);
+        assert_eq!(back.relayepoch, Some(4));
+        let outside_a_term = CloudEvent::from_recorded(&event, "urn:example:ledger").unwrap();
+        assert_eq!(outside_a_term.relayepoch, None);
     }
 }
