@@ -13,6 +13,11 @@
 //! final catch-up or a message arriving after a rebuild's swap all serialise on that one
 //! row, and each position is applied once.
 //!
+//! Before any of that, a message of an older relay term than one the projection has
+//! accepted (its `relayepoch`, ADR 0013) is dropped: a deposed leader that has not
+//! noticed yet cannot interleave its term with the next. The highest epoch accepted is
+//! kept in `relay_epochs_seen`, written in the same transaction.
+//!
 //! A parked position (`projector park`) is stepped over; an event that cannot be applied
 //! (poison) ends the batch just before it, and nothing at or after it is applied.
 
@@ -25,7 +30,7 @@ use uuid::Uuid;
 
 use crate::apply::{self, ApplyError, Rows, SourceEvent};
 use crate::envelope::{Claim, Mismatch};
-use crate::tables::{TableSet, PARKED_EVENTS};
+use crate::tables::{TableSet, PARKED_EVENTS, RELAY_EPOCHS_SEEN};
 
 /// Events read from the log per query.
 const LOG_PAGE: u32 = 5_000;
@@ -50,6 +55,18 @@ pub(crate) struct Candidate {
     /// `None`: the message does not say which event it is, so it cannot agree with the
     /// log.
     pub claim: Option<Claim>,
+    /// Its relay epoch; `None` (a relay older than epochs) counts as 0.
+    pub epoch: Option<u64>,
+}
+
+/// A message of an older relay term than one already accepted: dropped (ADR 0013).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stale {
+    pub tag: u64,
+    pub position: u64,
+    pub epoch: u64,
+    /// The projection's epoch when the message came.
+    pub seen: u64,
 }
 
 /// A message that is not what the log holds at its position: dropped, never applied.
@@ -99,6 +116,10 @@ pub(crate) struct BatchOutcome {
     pub gap_filled: u64,
     /// Messages dropped because they disagree with the log.
     pub disagreeing: Vec<Disagreement>,
+    /// Messages dropped because an earlier relay term sent them.
+    pub stale: Vec<Stale>,
+    /// The highest relay epoch the projection has accepted, after this batch.
+    pub epoch: u64,
     /// Parked positions stepped over.
     pub parked: Vec<u64>,
     pub poison: Option<Poison>,
@@ -169,6 +190,9 @@ impl Projection {
             checkpoint: before,
             ..BatchOutcome::default()
         };
+        let candidates = self
+            .screen_epochs(&mut tx, candidates, &mut outcome)
+            .await?;
         let wanted = candidates
             .iter()
             .map(|c| c.position)
@@ -250,7 +274,8 @@ impl Projection {
         }
 
         if last == before {
-            tx.rollback().await?;
+            // Nothing to apply (poison first); a raised epoch is kept all the same.
+            tx.commit().await?;
             return Ok(outcome);
         }
         let users: HashSet<Uuid> = decoded.iter().map(|(_, e)| e.user_id().as_uuid()).collect();
@@ -270,6 +295,80 @@ impl Projection {
         outcome.applied = decoded.len() as u64;
         outcome.checkpoint = last;
         Ok(outcome)
+    }
+
+    /// Drops the candidates of an older relay term than one the projection accepted
+    /// (in delivery order: a message counts as stale only once a later term's message
+    /// came before it), and raises the projection's epoch to the newest term, in `tx`.
+    /// An epoch no relay has begun a term with is a forgery: that message disagrees.
+    async fn screen_epochs(
+        &self,
+        tx: &mut MySqlConnection,
+        candidates: Vec<Candidate>,
+        outcome: &mut BatchOutcome,
+    ) -> Result<Vec<Candidate>, BatchError> {
+        let seen: u64 = sqlx::query_scalar(&format!(
+            "SELECT epoch FROM `{RELAY_EPOCHS_SEEN}` WHERE projection = ?"
+        ))
+        .bind(&self.name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or(0);
+        let mut current = seen;
+        let mut issued: Option<u64> = None;
+        let mut kept = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let epoch = candidate.epoch.unwrap_or(0);
+            if epoch < current {
+                outcome.stale.push(Stale {
+                    tag: candidate.tag,
+                    position: candidate.position,
+                    epoch,
+                    seen: current,
+                });
+                continue;
+            }
+            if epoch > current {
+                let highest = match issued {
+                    Some(highest) => highest,
+                    None => *issued.insert(event_store::relay::issued_epoch(&self.store).await?),
+                };
+                if epoch > highest {
+                    outcome.disagreeing.push(Disagreement {
+                        tag: candidate.tag,
+                        position: candidate.position,
+                        mismatch: Some(Mismatch {
+                            field: "relayepoch",
+                            claimed: epoch.to_string(),
+                            logged: format!("no relay term after {highest}"),
+                        }),
+                    });
+                    continue;
+                }
+                current = epoch;
+            }
+            kept.push(candidate);
+        }
+        if current > seen {
+            sqlx::query(&format!(
+                "INSERT INTO `{RELAY_EPOCHS_SEEN}` (projection, epoch, updated_at) \
+                 VALUES (?, ?, UTC_TIMESTAMP(6)) \
+                 ON DUPLICATE KEY UPDATE epoch = GREATEST(epoch, VALUES(epoch)), \
+                 updated_at = VALUES(updated_at)"
+            ))
+            .bind(&self.name)
+            .bind(current)
+            .execute(&mut *tx)
+            .await?;
+            tracing::info!(
+                projection = %self.name,
+                epoch = current,
+                previous = seen,
+                "a new relay term: messages of earlier epochs are dropped from now on"
+            );
+        }
+        outcome.epoch = current;
+        Ok(kept)
     }
 
     /// The log's events `after + 1 ..= end`, in order; fewer where the log ends.

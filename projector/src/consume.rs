@@ -31,7 +31,7 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::watch;
 
-use crate::checkpoint::{BatchOutcome, Candidate, Disagreement, Poison, Projection};
+use crate::checkpoint::{BatchOutcome, Candidate, Disagreement, Poison, Projection, Stale};
 use crate::envelope::{self, Message};
 use crate::error::{chain, Error};
 use crate::health::Health;
@@ -257,12 +257,18 @@ impl Consumer {
                     tag: d.delivery_tag,
                     position: m.position,
                     claim: m.claim.clone(),
+                    epoch: m.epoch,
                 })
                 .collect();
             let Some(outcome) = self.apply_through(&candidates, wanted, stop).await else {
                 return Ok(Flow::Stop);
             };
-            let dropped: HashSet<u64> = outcome.disagreeing.iter().map(|d| d.tag).collect();
+            let dropped: HashSet<u64> = outcome
+                .disagreeing
+                .iter()
+                .map(|d| d.tag)
+                .chain(outcome.stale.iter().map(|s| s.tag))
+                .collect();
             for disagreement in &outcome.disagreeing {
                 if let Some((delivery, message)) = pending
                     .iter()
@@ -271,13 +277,19 @@ impl Consumer {
                     log_disagreement(delivery, message, disagreement);
                 }
             }
+            log_stale(&outcome.stale);
             let (done, rest): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(d, m)| {
                 m.position <= outcome.checkpoint || dropped.contains(&d.delivery_tag)
             });
+            // What this batch accepted: each applied position once (the first message
+            // that brought it), then the duplicates.
+            let mut applied: HashSet<u64> = HashSet::new();
             for (delivery, message) in &done {
-                if !dropped.contains(&delivery.delivery_tag) {
-                    log_projected(delivery, message);
+                if dropped.contains(&delivery.delivery_tag) {
+                    continue;
                 }
+                let new = message.position > outcome.before && applied.insert(message.position);
+                log_accepted(delivery, message, new);
             }
             if let Some(last) = done.iter().map(|(d, _)| d.delivery_tag).max() {
                 if rest.is_empty() {
@@ -346,14 +358,18 @@ impl Consumer {
         let mut backoff = Duration::from_millis(50);
         // After a partial round (a gap wider than one transaction), only what is left.
         let mut applied_through = 0;
-        // Messages judged to disagree in earlier rounds: reported once, with the last.
+        // Messages dropped in earlier rounds: reported once, with the last.
         let mut disagreeing: Vec<Disagreement> = Vec::new();
+        let mut stale: Vec<Stale> = Vec::new();
+        // The checkpoint before the first round.
+        let mut first_before = None;
         loop {
             let started = Instant::now();
             let remaining: Vec<Candidate> = candidates
                 .iter()
                 .filter(|c| c.position > applied_through)
                 .filter(|c| !disagreeing.iter().any(|d| d.tag == c.tag))
+                .filter(|c| !stale.iter().any(|s| s.tag == c.tag))
                 .cloned()
                 .collect();
             match self
@@ -370,12 +386,18 @@ impl Consumer {
                         duplicates = outcome.duplicates,
                         gap_filled = outcome.gap_filled,
                         disagreeing = outcome.disagreeing.len(),
+                        stale = outcome.stale.len(),
+                        epoch = outcome.epoch,
                         "batch applied"
                     );
                     disagreeing.append(&mut outcome.disagreeing);
+                    stale.append(&mut outcome.stale);
+                    let before = *first_before.get_or_insert(outcome.before);
                     let stuck = outcome.checkpoint == outcome.before;
                     if outcome.poison.is_some() || outcome.checkpoint >= wanted || stuck {
                         outcome.disagreeing = disagreeing;
+                        outcome.stale = stale;
+                        outcome.before = before;
                         return Some(outcome);
                     }
                     applied_through = outcome.checkpoint;
@@ -498,11 +520,13 @@ async fn wait(stop: &mut watch::Receiver<bool>, period: Duration) -> Flow {
     }
 }
 
-/// One line per event the batch's commit covered, under a span with the command's
-/// correlation and trace ids, so that a command can be followed from its HTTP request to
-/// here. At debug level: a projector applying tens of thousands of events a second
-/// logs them only when asked (`RUST_LOG=projector=debug`); the spans are cheap when off.
-fn log_projected(delivery: &Delivery, message: &Message) {
+/// One line per message accepted: `event projected` for the one that brought a position
+/// the batch applied, `duplicate skipped` for the others, under a span with the
+/// command's correlation and trace ids, so that a command can be followed from its HTTP
+/// request to here. At debug level: a projector applying tens of thousands of events a
+/// second logs them only when asked (`RUST_LOG=projector=debug`); the spans are cheap
+/// when off.
+fn log_accepted(delivery: &Delivery, message: &Message, new: bool) {
     let span = tracing::debug_span!(
         "apply",
         correlation_id = message.correlation_id.as_deref().unwrap_or(""),
@@ -515,14 +539,46 @@ fn log_projected(delivery: &Delivery, message: &Message) {
         span.record("trace_id", trace_id);
     }
     let event_type = message.claim.as_ref().map_or("", |c| c.event_type.as_str());
+    let epoch = message.epoch.unwrap_or(0);
     span.in_scope(|| {
-        tracing::debug!(
-            position = message.position,
-            event_type,
-            redelivered = delivery.redelivered,
-            "event projected"
-        )
+        if new {
+            tracing::debug!(
+                position = message.position,
+                epoch,
+                event_type,
+                redelivered = delivery.redelivered,
+                "event projected"
+            );
+        } else {
+            tracing::debug!(
+                position = message.position,
+                epoch,
+                event_type,
+                redelivered = delivery.redelivered,
+                "duplicate skipped"
+            );
+        }
     });
+}
+
+/// One warning per batch that dropped messages of an earlier relay term: a deposed
+/// leader that went on publishing until it noticed, or stragglers of its last term. A
+/// few after a failover are expected; a steady stream means two relays each believe
+/// they lead (ADR 0013).
+fn log_stale(stale: &[Stale]) {
+    let (Some(first), Some(last)) = (stale.first(), stale.last()) else {
+        return;
+    };
+    let oldest = stale.iter().map(|s| s.epoch).min().unwrap_or(first.epoch);
+    tracing::warn!(
+        dropped = stale.len(),
+        first_position = first.position,
+        last_position = last.position,
+        epoch = oldest,
+        seen = last.seen,
+        "STALE RELAY EPOCH: messages of an earlier leadership term dropped; the current \
+         term's relay sends these positions again"
+    );
 }
 
 /// One warning per message dropped for disagreeing with the log: a forgery, a message

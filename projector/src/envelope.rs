@@ -4,6 +4,8 @@
 //! holds the message's claim against it ([`Claim::check`]); a message that disagrees is
 //! dropped.
 //!
+//! The message's `relayepoch` says which relay leadership term published it (ADR 0013).
+//!
 //! Only the position must be readable: it says where the message belongs. A message
 //! that says too little to be checked (no `id`, an unparsable `time`, ...) claims nothing
 //! and is dropped as disagreeing; its position is read from the log like any other.
@@ -35,6 +37,9 @@ pub(crate) struct Message {
     pub position: u64,
     /// `None`: the message does not say which event it is, so it cannot be checked.
     pub claim: Option<Claim>,
+    /// The relay epoch of the term that published it (`relayepoch`); `None` from a relay
+    /// that predates epochs, which counts as older than any.
+    pub epoch: Option<u64>,
     pub correlation_id: Option<String>,
 }
 
@@ -141,6 +146,9 @@ pub(crate) fn parse(body: &[u8]) -> Result<Message, Unplaceable> {
         .and_then(serde_json::Value::as_u64)
         .filter(|p| *p >= 1)
         .ok_or_else(|| Unplaceable("no positive integer `position`".into()))?;
+    let epoch = value
+        .get(event_store::relay::RELAY_EPOCH)
+        .and_then(serde_json::Value::as_u64);
     let correlation_id = value
         .get("correlationid")
         .and_then(serde_json::Value::as_str)
@@ -162,6 +170,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Message, Unplaceable> {
     Ok(Message {
         position,
         claim,
+        epoch,
         correlation_id,
     })
 }
@@ -186,7 +195,8 @@ mod tests {
             "position": 7,
             "streamversion": 3,
             "schemaversion": 1,
-            "correlationid": "c-1"
+            "correlationid": "c-1",
+            "relayepoch": 3
         })
     }
 
@@ -213,6 +223,7 @@ mod tests {
         let message = parse(body().to_string().as_bytes()).unwrap();
         assert_eq!(message.position, 7);
         assert_eq!(message.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!(message.epoch, Some(3));
         let claim = message.claim.unwrap();
         assert_eq!(claim.stream_version, 3);
         assert_eq!(claim.recorded_at.microsecond(), 42);

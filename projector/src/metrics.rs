@@ -27,6 +27,8 @@ pub(crate) struct ProjectorMetrics {
     pub parked_skipped: Counter,
     pub unplaceable: Counter,
     pub disagreeing: Counter,
+    pub stale: Counter,
+    pub epoch: Gauge,
     pub poisoned: Gauge,
     pub poison_position: Gauge,
 }
@@ -50,6 +52,8 @@ impl ProjectorMetrics {
             parked_skipped: Counter::default(),
             unplaceable: Counter::default(),
             disagreeing: Counter::default(),
+            stale: Counter::default(),
+            epoch: Gauge::default(),
             poisoned: Gauge::default(),
             poison_position: Gauge::default(),
         };
@@ -127,6 +131,17 @@ impl ProjectorMetrics {
             this.disagreeing.clone(),
         );
         metrics.register(
+            "projector_stale_epoch_messages",
+            "Messages of an earlier relay leadership term than one already accepted, \
+             acknowledged and dropped",
+            this.stale.clone(),
+        );
+        metrics.register(
+            "projector_relay_epoch",
+            "The highest relay epoch the projection has accepted a message of",
+            this.epoch.clone(),
+        );
+        metrics.register(
             "projector_poisoned",
             "1 while the projection is stopped in front of a poison event",
             this.poisoned.clone(),
@@ -145,6 +160,10 @@ impl ProjectorMetrics {
         self.gaps_filled.inc_by(outcome.gap_filled);
         self.parked_skipped.inc_by(outcome.parked.len() as u64);
         self.disagreeing.inc_by(outcome.disagreeing.len() as u64);
+        self.stale.inc_by(outcome.stale.len() as u64);
+        if outcome.epoch > 0 {
+            self.epoch.set(gauge(outcome.epoch));
+        }
         if outcome.checkpoint > outcome.before {
             self.batch_events.observe(outcome.applied as f64);
             self.batch_seconds.observe(seconds);

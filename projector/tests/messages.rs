@@ -172,3 +172,83 @@ async fn a_forged_deposit_from_an_account_that_may_publish_changes_no_view() {
     projector.stop().await;
     assert_verified(&env).await;
 }
+
+/// Relay terms as the log's `relay_checkpoints` records them: `epoch` terms begun.
+async fn terms_begun(env: &Env, epoch: u64) {
+    sqlx::query(
+        "INSERT INTO relay_checkpoints (name, position, epoch, updated_at) \
+         VALUES ('main', 0, ?, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE epoch = VALUES(epoch)",
+    )
+    .bind(epoch)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_restarted_projector_still_drops_messages_of_an_earlier_relay_term() {
+    let env = Env::new().await;
+    terms_begun(&env, 2).await;
+    let mut scenario = support::Scenario::new(31);
+    let first = env.append(&scenario.register(4)).await;
+    let publisher = env.publisher().await;
+    publisher.publish_in_term(&first, 2).await;
+    let projector = Running::start(&env.config).await;
+    env.wait_for_checkpoint(env.head().await).await;
+    projector.stop().await;
+
+    // While it is down, the deposed leader of term 1 publishes the next event, and the
+    // leader of term 2 does too, after it.
+    let next = env.append(&scenario.activity(1)).await;
+    publisher.publish_in_term(&next, 1).await;
+    publisher.publish_in_term(&next, 2).await;
+    let projector = Running::start(&env.config).await;
+    env.wait_for_checkpoint(env.head().await).await;
+    eventually("both messages to be settled", || async {
+        (env.queue_depth() == (0, 0)).then_some(())
+    })
+    .await;
+    let stale = projector
+        .metric("projector_stale_epoch_messages_total")
+        .await;
+    let epoch = projector.metric("projector_relay_epoch").await;
+    projector.stop().await;
+    assert_eq!(stale, 1.0, "the restarted projector forgot term 2");
+    assert_eq!(epoch, 2.0);
+    assert_verified(&env).await;
+}
+
+#[tokio::test]
+async fn a_message_claiming_a_relay_term_nobody_began_is_dropped_and_changes_no_epoch() {
+    let env = Env::new().await;
+    terms_begun(&env, 2).await;
+    let mut scenario = support::Scenario::new(32);
+    let events = env.append(&scenario.register(4)).await;
+    let publisher = env.publisher().await;
+    // A forger with the relay's rights copies a real message and claims term 99:
+    // were it believed, every real message after it would be dropped as stale.
+    publisher.publish_in_term(&events[..1], 99).await;
+    publisher.publish_in_term(&events, 2).await;
+    let projector = Running::start(&env.config).await;
+    env.wait_for_checkpoint(env.head().await).await;
+    eventually("every message to be settled", || async {
+        (env.queue_depth() == (0, 0)).then_some(())
+    })
+    .await;
+    let more = env.append(&scenario.activity(3)).await;
+    publisher.publish_in_term(&more, 2).await;
+    env.wait_for_checkpoint(env.head().await).await;
+    let disagreeing = projector
+        .metric("projector_disagreeing_messages_total")
+        .await;
+    let stale = projector
+        .metric("projector_stale_epoch_messages_total")
+        .await;
+    let epoch = projector.metric("projector_relay_epoch").await;
+    let gap_filled = projector.metric("projector_gap_events_filled_total").await;
+    projector.stop().await;
+    assert_eq!(disagreeing, 1.0);
+    assert_eq!((stale, epoch), (0.0, 2.0));
+    assert_eq!(gap_filled, 0.0, "real messages were dropped");
+    assert_verified(&env).await;
+}

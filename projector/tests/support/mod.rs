@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use event_store::relay::testing::TestBroker;
-use event_store::relay::Topology;
+use event_store::relay::{Relay, RelayConfig, RelayStats, Topology};
 use event_store::testing::TestDatabase;
 use event_store::{
     AppendRequest, EventStore, EventType, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
@@ -372,6 +372,20 @@ impl Publisher {
             .await;
     }
 
+    /// Like [`Self::publish`], as a relay in the leadership term `epoch` does.
+    pub async fn publish_in_term(&self, events: &[RecordedEvent], epoch: u64) {
+        let bodies: Vec<(String, serde_json::Value)> = events
+            .iter()
+            .map(|e| {
+                let mut body = cloud_event(e);
+                body["relayepoch"] = epoch.into();
+                (e.event_type.as_str().to_owned(), body)
+            })
+            .collect();
+        self.publish_bodies("example.events", &bodies, |(key, _)| key.clone())
+            .await;
+    }
+
     /// Straight into the queue (the default exchange), as a broker redelivery or a
     /// misbehaving publisher would.
     pub async fn inject(&self, bodies: &[serde_json::Value]) {
@@ -653,5 +667,48 @@ impl Scenario {
             }
         }
         out
+    }
+}
+
+/// The relay running in this process, as its binary runs it.
+pub struct RelayTask {
+    pub stats: RelayStats,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RelayTask {
+    /// The relay's settings for tests, publishing to `amqp_url`.
+    pub fn config(amqp_url: String) -> RelayConfig {
+        RelayConfig {
+            amqp_url,
+            // Small enough that the window cycles many times per phase.
+            window: 16,
+            backoff_max: Duration::from_secs(1),
+            ..RelayConfig::default()
+        }
+    }
+
+    pub async fn start(env: &Env, config: RelayConfig) -> Self {
+        let stats = RelayStats::default();
+        let relay = Relay::new(env.db.store().await, config)
+            .unwrap()
+            .with_observer(stats.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            stats,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap();
     }
 }
