@@ -107,6 +107,23 @@ impl Drop for TestDatabase {
             };
             rt.block_on(async move {
                 if let Ok(mut conn) = server.connect().await {
+                    // A service a failed test left behind may hold a transaction open on
+                    // this database, and cannot finish it while the test's runtime
+                    // waits here: DROP would wait for its metadata lock for ever. Its
+                    // connections go first (they are the test account's own).
+                    let holders: Vec<u64> = sqlx::query_scalar(
+                        "SELECT ID FROM information_schema.PROCESSLIST \
+                         WHERE DB = ? AND ID <> CONNECTION_ID()",
+                    )
+                    .bind(&name)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                    for id in holders {
+                        let _ = sqlx::raw_sql(&format!("KILL CONNECTION {id}"))
+                            .execute(&mut conn)
+                            .await;
+                    }
                     let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`"))
                         .execute(&mut conn)
                         .await;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use event_store::relay::testing::TestBroker;
 use event_store::relay::{
     CloudEvent, Relay, RelayConfig, RelayStats, Topology, CLOUDEVENTS_CONTENT_TYPE,
-    DEFAULT_EXCHANGE, DEFAULT_QUEUE,
+    DEFAULT_EXCHANGE, DEFAULT_QUEUE, RELAY_EPOCH,
 };
 use event_store::testing::TestDatabase;
 use event_store::{AppendRequest, EventStore, EventType, ExpectedVersion, NewEvent, StreamId};
@@ -35,6 +35,8 @@ const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-
 struct Harness {
     db: TestDatabase,
     broker: TestBroker,
+    /// The relay's broker account, with the rights it has in production.
+    relay_url: String,
     /// Appends, as command-api would: a store of its own, not the relay's.
     writer: EventStore,
     admin: MySqlPool,
@@ -44,11 +46,15 @@ impl Harness {
     async fn new() -> Self {
         let db = TestDatabase::new().await;
         let broker = TestBroker::new().await;
+        let relay_url = broker
+            .account("relay", &Topology::default().relay_permissions())
+            .await;
         let writer = db.store().await;
         let admin = db.pool(2).await;
         Self {
             db,
             broker,
+            relay_url,
             writer,
             admin,
         }
@@ -56,7 +62,7 @@ impl Harness {
 
     fn config(&self) -> RelayConfig {
         RelayConfig {
-            amqp_url: self.broker.url.clone(),
+            amqp_url: self.relay_url.clone(),
             // Small enough that hundreds of events cycle the window many times.
             window: 16,
             backoff_max: Duration::from_secs(1),
@@ -201,6 +207,17 @@ struct Received {
 impl Received {
     fn position(&self) -> u64 {
         self.body["position"].as_u64().unwrap()
+    }
+
+    /// The relay epoch, which the header carries; the body is the event's CloudEvent
+    /// alone.
+    fn epoch(&self) -> u64 {
+        assert!(self.body.get(RELAY_EPOCH).is_none(), "{}", self.body);
+        let headers = self.properties.headers().as_ref();
+        match headers.and_then(|h| h.inner().get(RELAY_EPOCH)) {
+            Some(AMQPValue::LongLongInt(e)) => *e as u64,
+            other => panic!("{RELAY_EPOCH} header: {other:?}"),
+        }
     }
 }
 
@@ -402,7 +419,10 @@ async fn every_event_arrives_once_in_position_order_as_a_valid_cloudevent() {
             Some(AMQPValue::LongString(s)) => assert_eq!(s.to_string(), TRACEPARENT),
             other => panic!("traceparent header: {other:?}"),
         }
+        // The first term of this relay name.
+        assert_eq!(message.epoch(), 1);
     }
+    assert_eq!(relay.stats.epoch(), 1);
 
     eventually("the checkpoint to reach the head", || async {
         h.checkpoint().await == head
@@ -520,6 +540,11 @@ async fn a_relay_whose_lock_connection_dies_stops_publishing_and_the_standby_con
         published_by_a,
         "a published after losing the lock"
     );
+    // Each term has its epoch, taken with the lock: b's is the next one.
+    assert_eq!((a.stats.epoch(), b.stats.epoch()), (1, 2));
+    let epochs: BTreeSet<u64> = got.iter().map(Received::epoch).collect();
+    assert_eq!(epochs, BTreeSet::from([1, 2]));
+    assert_eq!(got.last().map(Received::epoch), Some(2));
     assert!(!a.stats.is_leader(), "a took the lock back while b held it");
     eventually("the checkpoint to reach the head", || async {
         h.checkpoint().await == head
@@ -701,4 +726,86 @@ async fn the_relay_account_may_read_the_log_and_keep_its_checkpoint_but_not_writ
         .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
         .map(|m| m.number());
     assert_eq!(code, Some(1142), "{denied}"); // command denied to user
+}
+
+/// The broker's answer code when it closed the channel over `result`'s operation.
+fn refusal<T: std::fmt::Debug>(result: Result<T, lapin::Error>) -> u16 {
+    match result {
+        Err(e) => match e.kind() {
+            lapin::ErrorKind::ProtocolError(amqp) => amqp.get_id(),
+            other => panic!("not refused by the broker but {other:?}"),
+        },
+        Ok(answer) => panic!("allowed: {answer:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_broker_account_declares_and_publishes_but_may_not_consume_or_reach_elsewhere() {
+    let h = Harness::new().await;
+    // An empty vhost: the relay's account declares the whole topology itself.
+    let relay = h.start(h.config()).await;
+    let head = h.append_mixed(10).await;
+    eventually("every event to be confirmed", || async {
+        h.checkpoint().await == head
+    })
+    .await;
+    relay.stop().await;
+
+    let conn = lapin::Connection::connect(&h.relay_url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let parked = conn.create_channel().await.unwrap();
+    let consumed = parked
+        .basic_consume(
+            event_store::relay::DEFAULT_DEAD_LETTER_QUEUE.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_eq!(refusal(consumed), 403, "consumed the parking queue");
+    let other = conn.create_channel().await.unwrap();
+    let declared = other
+        .queue_declare(
+            "elsewhere".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_eq!(refusal(declared), 403, "declared a queue of its own");
+    let topic = conn.create_channel().await.unwrap();
+    topic
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let published = async {
+        topic
+            .basic_publish(
+                "amq.topic".into(),
+                "transaction.deposited".into(),
+                lapin::options::BasicPublishOptions::default(),
+                b"{}",
+                BasicProperties::default(),
+            )
+            .await?
+            .await
+    }
+    .await;
+    assert_eq!(refusal(published), 403, "published to another exchange");
+
+    // What it published is in the projector's queue.
+    let admin = h.broker.connect().await;
+    let channel = admin.create_channel().await.unwrap();
+    let queue = channel
+        .queue_declare(
+            DEFAULT_QUEUE.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(u64::from(queue.message_count()), head);
 }

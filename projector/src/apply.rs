@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::literal;
 use crate::tables::TableSet;
 
-/// An event to apply, from a message or from the log.
+/// An event to apply, as the log holds it: never a message's copy (ADR 0014).
 #[derive(Debug, Clone)]
 pub(crate) struct SourceEvent {
     pub position: u64,
@@ -31,16 +31,8 @@ pub(crate) struct SourceEvent {
     pub event_type: String,
     pub schema_version: u32,
     pub recorded_at: OffsetDateTime,
-    pub data: Data,
-}
-
-/// An event's payload.
-#[derive(Debug, Clone)]
-pub(crate) enum Data {
-    /// Parsed already, as a CloudEvents message carries it.
-    Json(serde_json::Value),
     /// The JSON text the log stores.
-    Text(String),
+    pub data: String,
 }
 
 impl From<RecordedEvent> for SourceEvent {
@@ -53,7 +45,7 @@ impl From<RecordedEvent> for SourceEvent {
             event_type: e.event_type.as_str().to_owned(),
             schema_version: e.schema_version,
             recorded_at: e.recorded_at,
-            data: Data::Text(e.data),
+            data: e.data,
         }
     }
 }
@@ -73,12 +65,7 @@ pub(crate) enum ApplyError {
 impl SourceEvent {
     /// The ledger event, checked to belong to the stream it lies on.
     pub fn decode(&self) -> Result<LedgerEvent, ApplyError> {
-        let event = match &self.data {
-            Data::Json(value) => {
-                ledger::decode_value(&self.event_type, self.schema_version, value.clone())?
-            }
-            Data::Text(text) => ledger::decode(&self.event_type, self.schema_version, text)?,
-        };
+        let event = ledger::decode(&self.event_type, self.schema_version, &self.data)?;
         let owner = self.owner()?;
         if event.user_id() != owner {
             return Err(ApplyError::WrongStream {

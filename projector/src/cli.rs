@@ -10,10 +10,7 @@ use tokio::net::TcpListener;
 use crate::error::Error;
 use crate::rebuild::Progress;
 use crate::tables::DEFAULT_PROJECTION;
-use event_store::relay::{
-    QueueTopology, Topology, DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_DEAD_LETTER_QUEUE,
-    DEFAULT_DELIVERY_LIMIT, DEFAULT_EXCHANGE, DEFAULT_QUEUE,
-};
+use event_store::relay::DEFAULT_QUEUE;
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://example:example@127.0.0.1:3306/example";
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -46,8 +43,9 @@ pub enum Command {
     /// against the live tables; exit code 1 on any difference.
     Verify,
     /// Record a poison event's position as parked: projections skip it from now on.
+    /// Only the position the projection stopped at (its checkpoint + 1) is accepted.
     Park {
-        /// The event's position in the log.
+        /// The event's position in the log: where the projection stopped.
         #[arg(long)]
         position: u64,
         /// Why, for the record.
@@ -64,29 +62,10 @@ pub struct Config {
     pub database_url: String,
     #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, global = true)]
     pub amqp_url: String,
-    /// The queue to consume (declared with the relay's arguments if missing).
+    /// The queue to consume. The relay declares it (with its exchange, binding and
+    /// dead-letter parking); the projector's broker account may only consume it.
     #[arg(long, env = "QUEUE", default_value = DEFAULT_QUEUE, global = true)]
     pub queue: String,
-    /// The exchange the queue is bound to with `#`.
-    #[arg(long, env = "EXCHANGE", default_value = DEFAULT_EXCHANGE, global = true)]
-    pub exchange: String,
-    #[arg(
-        long,
-        env = "DEAD_LETTER_EXCHANGE",
-        default_value = DEFAULT_DEAD_LETTER_EXCHANGE,
-        global = true
-    )]
-    pub dead_letter_exchange: String,
-    #[arg(
-        long,
-        env = "DEAD_LETTER_QUEUE",
-        default_value = DEFAULT_DEAD_LETTER_QUEUE,
-        global = true
-    )]
-    pub dead_letter_queue: String,
-    /// Deliveries of one message before the queue dead-letters it (must match the relay).
-    #[arg(long, env = "DELIVERY_LIMIT", default_value_t = DEFAULT_DELIVERY_LIMIT, global = true)]
-    pub delivery_limit: u32,
     /// The projection's name: its checkpoint row and parked positions.
     #[arg(long, env = "PROJECTION", default_value = DEFAULT_PROJECTION, global = true)]
     pub projection: String,
@@ -117,29 +96,12 @@ impl Config {
             database_url: database_url.into(),
             amqp_url: amqp_url.into(),
             queue: DEFAULT_QUEUE.into(),
-            exchange: DEFAULT_EXCHANGE.into(),
-            dead_letter_exchange: DEFAULT_DEAD_LETTER_EXCHANGE.into(),
-            dead_letter_queue: DEFAULT_DEAD_LETTER_QUEUE.into(),
-            delivery_limit: DEFAULT_DELIVERY_LIMIT,
             projection: DEFAULT_PROJECTION.into(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9102)),
             batch_size: 500,
             prefetch: 1024,
             batch_linger_ms: 5,
             idle_ms: 1_000,
-        }
-    }
-
-    /// The wire as the relay declares it, with this config's names.
-    pub fn topology(&self) -> Topology {
-        Topology {
-            exchange: self.exchange.clone(),
-            queue: Some(QueueTopology {
-                name: self.queue.clone(),
-                dead_letter_exchange: self.dead_letter_exchange.clone(),
-                dead_letter_queue: self.dead_letter_queue.clone(),
-                delivery_limit: self.delivery_limit,
-            }),
         }
     }
 }

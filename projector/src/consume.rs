@@ -1,8 +1,8 @@
 //! Consuming `queue.example.events` in batches.
 //!
-//! One session = one AMQP connection: declare the topology (the relay's own
-//! `event_store::relay::Topology`, so the queue's arguments cannot differ, and whichever
-//! process comes first creates it), `basic.qos`, consume. Several
+//! One session = one AMQP connection: look for the queue (a passive declare: the relay
+//! declares the topology, and the projector's broker account may only consume), then
+//! `basic.qos`, consume. Several
 //! projector processes may consume; the queue's `x-single-active-consumer` delivers to
 //! one, the others wait as hot standbys and take over when its channel closes.
 //!
@@ -18,20 +18,21 @@
 //! after it stay unacknowledged (so neither this process nor a standby skips it) until
 //! an operator parks the position; then the projection goes on by itself.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use event_store::relay::Topology;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::watch;
 
-use crate::checkpoint::{BatchOutcome, Candidate, Poison, Projection};
-use crate::envelope;
+use crate::checkpoint::{BatchOutcome, Candidate, Disagreement, Poison, Projection, Stale};
+use crate::envelope::{self, Message};
 use crate::error::{chain, Error};
 use crate::health::Health;
 use crate::metrics::ProjectorMetrics;
@@ -51,8 +52,8 @@ fn short(name: &str) -> Result<ShortString, Error> {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub amqp_url: String,
-    /// The exchange and the queue (always set) with its dead-letter parking.
-    pub topology: Topology,
+    /// The queue the relay declares and binds.
+    pub queue: String,
     pub prefetch: u16,
     pub batch_size: usize,
     /// The longest a batch waits for more deliveries after its first one.
@@ -136,13 +137,21 @@ impl Consumer {
             .create_channel()
             .await
             .map_err(Error::broker("opening a channel"))?;
-        let topology = &self.settings.topology;
-        let queue = topology
-            .queue
-            .as_ref()
-            .map(|q| q.name.clone())
-            .unwrap_or_default();
-        topology.declare(&channel).await.map_err(Error::Topology)?;
+        let queue = self.settings.queue.clone();
+        // Fails (404) until the relay has declared it: the session is retried.
+        channel
+            .queue_declare(
+                short(&queue)?,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(Error::broker(
+                "looking for the queue (the relay declares it when it connects)",
+            ))?;
         channel
             .basic_qos(self.settings.prefetch, BasicQosOptions::default())
             .await
@@ -207,7 +216,8 @@ impl Consumer {
         }
     }
 
-    /// Applies a batch of deliveries and acknowledges what the checkpoint now covers.
+    /// Applies a batch of deliveries and acknowledges what the checkpoint now covers and
+    /// what was dropped.
     #[tracing::instrument(skip_all, fields(deliveries = batch.len()))]
     async fn settle(
         &self,
@@ -215,17 +225,15 @@ impl Consumer {
         batch: Vec<Delivery>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Flow, Error> {
-        let mut pending: Vec<(Delivery, Candidate, Option<String>)> =
-            Vec::with_capacity(batch.len());
+        let mut pending: Vec<(Delivery, Message)> = Vec::with_capacity(batch.len());
         for delivery in batch {
             self.metrics.deliveries.inc();
             if delivery.redelivered {
                 self.metrics.redeliveries.inc();
             }
-            match envelope::parse(&delivery.data) {
-                Ok((candidate, correlation_id)) => {
-                    pending.push((delivery, candidate, correlation_id))
-                }
+            let epoch = envelope::epoch(&delivery.properties);
+            match envelope::parse(&delivery.data, epoch) {
+                Ok(message) => pending.push((delivery, message)),
                 Err(error) => {
                     // Not an event of the log: nothing to apply and nothing to wait for.
                     // Dead-lettered (parked in the dead-letter queue), not dropped.
@@ -243,29 +251,55 @@ impl Consumer {
             }
         }
         while !pending.is_empty() {
-            let wanted = pending
+            let wanted = pending.iter().map(|(_, m)| m.position).max().unwrap_or(0);
+            let candidates: Vec<Candidate> = pending
                 .iter()
-                .map(|(_, c, _)| c.position)
-                .max()
-                .unwrap_or(0);
-            let candidates: Vec<Candidate> = pending.iter().map(|(_, c, _)| c.clone()).collect();
+                .map(|(d, m)| Candidate {
+                    tag: d.delivery_tag,
+                    position: m.position,
+                    claim: m.claim.clone(),
+                    epoch: m.epoch,
+                })
+                .collect();
             let Some(outcome) = self.apply_through(&candidates, wanted, stop).await else {
                 return Ok(Flow::Stop);
             };
-            let (done, rest): (Vec<_>, Vec<_>) = pending
-                .into_iter()
-                .partition(|(_, c, _)| c.position <= outcome.checkpoint);
-            for (delivery, candidate, correlation_id) in &done {
-                log_projected(delivery, candidate, correlation_id.as_deref());
+            let dropped: HashSet<u64> = outcome
+                .disagreeing
+                .iter()
+                .map(|d| d.tag)
+                .chain(outcome.stale.iter().map(|s| s.tag))
+                .collect();
+            for disagreement in &outcome.disagreeing {
+                if let Some((delivery, message)) = pending
+                    .iter()
+                    .find(|(d, _)| d.delivery_tag == disagreement.tag)
+                {
+                    log_disagreement(delivery, message, disagreement);
+                }
             }
-            if let Some(last) = done.iter().map(|(d, _, _)| d.delivery_tag).max() {
+            log_stale(&outcome.stale);
+            let (done, rest): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(d, m)| {
+                m.position <= outcome.checkpoint || dropped.contains(&d.delivery_tag)
+            });
+            // What this batch accepted: each applied position once (the first message
+            // that brought it), then the duplicates.
+            let mut applied: HashSet<u64> = HashSet::new();
+            for (delivery, message) in &done {
+                if dropped.contains(&delivery.delivery_tag) {
+                    continue;
+                }
+                let new = message.position > outcome.before && applied.insert(message.position);
+                log_accepted(delivery, message, new);
+            }
+            if let Some(last) = done.iter().map(|(d, _)| d.delivery_tag).max() {
                 if rest.is_empty() {
                     channel
                         .basic_ack(last, BasicAckOptions { multiple: true })
                         .await
                         .map_err(Error::broker("acknowledging a batch"))?;
                 } else {
-                    for (d, _, _) in &done {
+                    for (d, _) in &done {
                         channel
                             .basic_ack(d.delivery_tag, BasicAckOptions { multiple: false })
                             .await
@@ -281,8 +315,8 @@ impl Consumer {
                 Some(poison) => {
                     let correlation_id = pending
                         .iter()
-                        .find(|(_, c, _)| c.position == poison.position)
-                        .and_then(|(_, _, id)| id.clone());
+                        .find(|(_, m)| m.position == poison.position)
+                        .and_then(|(_, m)| m.correlation_id.clone());
                     if self.stop_at_poison(poison, correlation_id, stop).await == Flow::Stop {
                         return Ok(Flow::Stop);
                     }
@@ -290,11 +324,11 @@ impl Consumer {
                 None => {
                     // Messages ahead of the log's head: back to the queue after a pause.
                     // (The relay publishes committed events only, so this means the log
-                    // and the queue belong to different databases.)
+                    // and the queue belong to different databases, or a forgery.)
                     if wait(stop, self.settings.idle).await == Flow::Stop {
                         return Ok(Flow::Stop);
                     }
-                    for (d, _, _) in &pending {
+                    for (d, _) in &pending {
                         channel
                             .basic_nack(
                                 d.delivery_tag,
@@ -325,11 +359,18 @@ impl Consumer {
         let mut backoff = Duration::from_millis(50);
         // After a partial round (a gap wider than one transaction), only what is left.
         let mut applied_through = 0;
+        // Messages dropped in earlier rounds: reported once, with the last.
+        let mut disagreeing: Vec<Disagreement> = Vec::new();
+        let mut stale: Vec<Stale> = Vec::new();
+        // The checkpoint before the first round.
+        let mut first_before = None;
         loop {
             let started = Instant::now();
             let remaining: Vec<Candidate> = candidates
                 .iter()
                 .filter(|c| c.position > applied_through)
+                .filter(|c| !disagreeing.iter().any(|d| d.tag == c.tag))
+                .filter(|c| !stale.iter().any(|s| s.tag == c.tag))
                 .cloned()
                 .collect();
             match self
@@ -337,7 +378,7 @@ impl Consumer {
                 .apply_batch(remaining, wanted, MAX_TRANSACTION_EVENTS)
                 .await
             {
-                Ok(outcome) => {
+                Ok(mut outcome) => {
                     self.metrics
                         .record_batch(&outcome, started.elapsed().as_secs_f64());
                     tracing::debug!(
@@ -345,10 +386,19 @@ impl Consumer {
                         applied = outcome.applied,
                         duplicates = outcome.duplicates,
                         gap_filled = outcome.gap_filled,
+                        disagreeing = outcome.disagreeing.len(),
+                        stale = outcome.stale.len(),
+                        epoch = outcome.epoch,
                         "batch applied"
                     );
+                    disagreeing.append(&mut outcome.disagreeing);
+                    stale.append(&mut outcome.stale);
+                    let before = *first_before.get_or_insert(outcome.before);
                     let stuck = outcome.checkpoint == outcome.before;
                     if outcome.poison.is_some() || outcome.checkpoint >= wanted || stuck {
+                        outcome.disagreeing = disagreeing;
+                        outcome.stale = stale;
+                        outcome.before = before;
                         return Some(outcome);
                     }
                     applied_through = outcome.checkpoint;
@@ -471,14 +521,16 @@ async fn wait(stop: &mut watch::Receiver<bool>, period: Duration) -> Flow {
     }
 }
 
-/// One line per event the batch's commit covered, under a span with the command's
-/// correlation and trace ids, so that a command can be followed from its HTTP request to
-/// here. At debug level: a projector applying tens of thousands of events a second
-/// logs them only when asked (`RUST_LOG=projector=debug`); the spans are cheap when off.
-fn log_projected(delivery: &Delivery, candidate: &Candidate, correlation_id: Option<&str>) {
+/// One line per message accepted: `event projected` for the one that brought a position
+/// the batch applied, `duplicate skipped` for the others, under a span with the
+/// command's correlation and trace ids, so that a command can be followed from its HTTP
+/// request to here. At debug level: a projector applying tens of thousands of events a
+/// second logs them only when asked (`RUST_LOG=projector=debug`); the spans are cheap
+/// when off.
+fn log_accepted(delivery: &Delivery, message: &Message, new: bool) {
     let span = tracing::debug_span!(
         "apply",
-        correlation_id = correlation_id.unwrap_or(""),
+        correlation_id = message.correlation_id.as_deref().unwrap_or(""),
         trace_id = tracing::field::Empty,
     );
     if span.is_disabled() {
@@ -487,16 +539,75 @@ fn log_projected(delivery: &Delivery, candidate: &Candidate, correlation_id: Opt
     if let Some(trace_id) = envelope::trace_id(&delivery.properties) {
         span.record("trace_id", trace_id);
     }
-    let event_type = candidate
-        .event
-        .as_ref()
-        .map_or("", |e| e.event_type.as_str());
+    let event_type = message.claim.as_ref().map_or("", |c| c.event_type.as_str());
+    let epoch = message.epoch.unwrap_or(0);
     span.in_scope(|| {
-        tracing::debug!(
-            position = candidate.position,
-            event_type,
-            redelivered = delivery.redelivered,
-            "event projected"
-        )
+        if new {
+            tracing::debug!(
+                position = message.position,
+                epoch,
+                event_type,
+                redelivered = delivery.redelivered,
+                "event projected"
+            );
+        } else {
+            tracing::debug!(
+                position = message.position,
+                epoch,
+                event_type,
+                redelivered = delivery.redelivered,
+                "duplicate skipped"
+            );
+        }
     });
+}
+
+/// One warning per batch that dropped messages of an earlier relay term: a deposed
+/// leader that went on publishing until it noticed, or stragglers of its last term. A
+/// few after a failover are expected; a steady stream means two relays each believe
+/// they lead (ADR 0013).
+fn log_stale(stale: &[Stale]) {
+    let (Some(first), Some(last)) = (stale.first(), stale.last()) else {
+        return;
+    };
+    let oldest = stale.iter().map(|s| s.epoch).min().unwrap_or(first.epoch);
+    tracing::warn!(
+        dropped = stale.len(),
+        first_position = first.position,
+        last_position = last.position,
+        epoch = oldest,
+        seen = last.seen,
+        "STALE RELAY EPOCH: messages of an earlier leadership term dropped; the current \
+         term's relay sends these positions again"
+    );
+}
+
+/// One warning per message dropped for disagreeing with the log: a forgery, a message
+/// from another log's relay, or a bug worth finding. The values compared are ids,
+/// versions and times, never `data` (only whether it differs).
+fn log_disagreement(delivery: &Delivery, message: &Message, disagreement: &Disagreement) {
+    let (field, claimed, logged) = match &disagreement.mismatch {
+        Some(m) => (m.field, m.claimed.as_str(), m.logged.as_str()),
+        None => (
+            "envelope",
+            "no checkable event (id, type, subject, time, data, versions)",
+            "",
+        ),
+    };
+    tracing::warn!(
+        position = disagreement.position,
+        field,
+        claimed,
+        logged,
+        message_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map_or("", |id| id.as_str()),
+        routing_key = delivery.routing_key.as_str(),
+        redelivered = delivery.redelivered,
+        correlation_id = message.correlation_id.as_deref().unwrap_or(""),
+        "MESSAGE DISAGREES WITH THE LOG: dropped; the log's event at its position is what \
+         gets applied"
+    );
 }

@@ -22,8 +22,6 @@ pub enum Error {
         #[source]
         source: lapin::Error,
     },
-    #[error("declaring the exchanges and queues")]
-    Topology(#[source] event_store::relay::RelayError),
     #[error("invalid {what}: {problem}")]
     Config { what: &'static str, problem: String },
     #[error("the broker cancelled the consumer of queue {queue}")]
@@ -52,6 +50,15 @@ pub enum Error {
          parking it would make a rebuild differ from the live tables"
     )]
     AlreadyApplied { position: u64, checkpoint: u64 },
+    #[error(
+        "position {position} is not where the projection stopped: it stopped in front of \
+         {next} (the checkpoint is {checkpoint}); only that position can be parked"
+    )]
+    NotWhereStopped {
+        position: u64,
+        next: u64,
+        checkpoint: u64,
+    },
     #[error("the log has no event at position {position}")]
     NoSuchPosition { position: u64 },
     #[error("binding the metrics listener on {addr}")]

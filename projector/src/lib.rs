@@ -1,20 +1,24 @@
 //! The projector: turns the event log into the read tables query-api serves.
 //!
-//! It consumes `queue.example.events` (the relay's CloudEvents), applies events to
-//! `users_view`, `balances_view` and `transactions_view` and advances its checkpoint in
-//! the same transaction, so the tables always equal a replay of the log up to the
+//! It consumes `queue.example.events` (the relay's CloudEvents), applies the log's events
+//! to `users_view`, `balances_view` and `transactions_view` and advances its checkpoint
+//! in the same transaction, so the tables always equal a replay of the log up to the
 //! checkpoint, whatever the broker does. It never writes events, and never trusts the
-//! broker for completeness: gaps are read from the log itself.
+//! broker: a message only says that a position exists; what is applied there is read
+//! from the log, and a message that disagrees with it is dropped.
 //!
 //! A tour:
 //! - [`run`]: the service (consumer, `/metrics`, `/health/*`); `consume.rs` gathers
-//!   deliveries into batches, acknowledges them, reconnects, declares the relay's
-//!   `event_store::relay::Topology` and waits at poison events.
-//! - `checkpoint.rs`: the exactly-once discipline (checkpoint row lock, duplicates
-//!   skipped, gaps filled from the log, parked positions stepped over, poison stops).
+//!   deliveries into batches, acknowledges them, reconnects and waits at poison events.
+//!   It declares nothing: the relay declares the queue, and the projector's broker
+//!   account may only consume it.
+//! - `checkpoint.rs`: the exactly-once discipline (checkpoint row lock, the log's events
+//!   read once per batch and applied, each message's claim held against them,
+//!   duplicates skipped, parked positions stepped over, poison stops).
 //! - `apply.rs`: how one decoded event (`ledger::decode`) changes the rows, in memory,
 //!   and the multi-row upserts that write them; `literal.rs` the SQL literals they use.
-//! - `envelope.rs`: a message body into an event to apply.
+//! - `envelope.rs`: a message body into what it claims: a notification, never the event
+//!   applied (ADR 0014).
 //! - [`rebuild()`] (`rebuild.rs`): the log into fresh `*_rebuild` tables, swapped in with
 //!   one `RENAME TABLE`; [`verify()`] (`verify.rs`): the same into `*_verify` tables,
 //!   diffed against the live ones and checked against `ledger::replay` of every stream.
@@ -111,7 +115,7 @@ where
         projection,
         settings: Settings {
             amqp_url: config.amqp_url.clone(),
-            topology: config.topology(),
+            queue: config.queue.clone(),
             prefetch: config.prefetch,
             batch_size: config.batch_size.max(1),
             linger: Duration::from_millis(config.batch_linger_ms),

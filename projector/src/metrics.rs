@@ -26,6 +26,9 @@ pub(crate) struct ProjectorMetrics {
     pub gaps_filled: Counter,
     pub parked_skipped: Counter,
     pub unplaceable: Counter,
+    pub disagreeing: Counter,
+    pub stale: Counter,
+    pub epoch: Gauge,
     pub poisoned: Gauge,
     pub poison_position: Gauge,
 }
@@ -48,6 +51,9 @@ impl ProjectorMetrics {
             gaps_filled: Counter::default(),
             parked_skipped: Counter::default(),
             unplaceable: Counter::default(),
+            disagreeing: Counter::default(),
+            stale: Counter::default(),
+            epoch: Gauge::default(),
             poisoned: Gauge::default(),
             poison_position: Gauge::default(),
         };
@@ -105,7 +111,7 @@ impl ProjectorMetrics {
         );
         metrics.register(
             "projector_gap_events_filled",
-            "Events read from the log because no message brought them",
+            "Events applied although no message brought them (read from the log like all)",
             this.gaps_filled.clone(),
         );
         metrics.register(
@@ -117,6 +123,23 @@ impl ProjectorMetrics {
             "projector_unplaceable_messages",
             "Messages without a readable position, dead-lettered",
             this.unplaceable.clone(),
+        );
+        metrics.register(
+            "projector_disagreeing_messages",
+            "Messages that are not what the log holds at their position (forged, or from \
+             another log), acknowledged and dropped",
+            this.disagreeing.clone(),
+        );
+        metrics.register(
+            "projector_stale_epoch_messages",
+            "Messages of an earlier relay leadership term than one already accepted, \
+             acknowledged and dropped",
+            this.stale.clone(),
+        );
+        metrics.register(
+            "projector_relay_epoch",
+            "The highest relay epoch the projection has accepted a message of",
+            this.epoch.clone(),
         );
         metrics.register(
             "projector_poisoned",
@@ -136,6 +159,11 @@ impl ProjectorMetrics {
         self.duplicates.inc_by(outcome.duplicates);
         self.gaps_filled.inc_by(outcome.gap_filled);
         self.parked_skipped.inc_by(outcome.parked.len() as u64);
+        self.disagreeing.inc_by(outcome.disagreeing.len() as u64);
+        self.stale.inc_by(outcome.stale.len() as u64);
+        if outcome.epoch > 0 {
+            self.epoch.set(gauge(outcome.epoch));
+        }
         if outcome.checkpoint > outcome.before {
             self.batch_events.observe(outcome.applied as f64);
             self.batch_seconds.observe(seconds);

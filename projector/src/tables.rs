@@ -9,6 +9,7 @@
 //! | [`TRANSACTIONS`] | `transaction_id` | `type` (`deposit` / `withdrawal` / `transfer`), `user_id` (deposit, withdrawal) or `from_user_id` + `to_user_id` (transfer), `amount`, `currency`, `position` (of the transaction's first event), `recorded_at` |
 //! | [`CHECKPOINTS`] | `projection` | `position`: every event up to it is in the tables above, nothing after; `updated_at` |
 //! | [`PARKED_EVENTS`] | `projection`, `position` | `event_id`, `event_type`, `reason`, `parked_at`: poison an operator told the projection to skip |
+//! | [`RELAY_EPOCHS_SEEN`] | `projection` | `epoch`: the highest relay epoch the projection accepted a message of; older ones are dropped (ADR 0013); `updated_at` |
 //!
 //! Ids are `BINARY(16)` UUIDs, times `DATETIME(6)` UTC. A row's `position` is the log
 //! position of the last event that changed it, so a reader can tell how fresh it is; the
@@ -34,6 +35,9 @@ pub const TRANSACTIONS: &str = "transactions_view";
 pub const CHECKPOINTS: &str = "checkpoints";
 /// Positions an operator parked (skipped on purpose).
 pub const PARKED_EVENTS: &str = "parked_events";
+/// The highest relay epoch each projection has seen. Like [`PARKED_EVENTS`], never
+/// swapped by a rebuild.
+pub const RELAY_EPOCHS_SEEN: &str = "relay_epochs_seen";
 
 /// The projection the tables above belong to, and the default `PROJECTION`.
 pub const DEFAULT_PROJECTION: &str = "main";

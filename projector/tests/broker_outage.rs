@@ -18,15 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use event_store::relay::testing::PrivateBroker;
-use event_store::relay::{Relay, RelayConfig, RelayStats, Topology, DEFAULT_EXCHANGE};
+use event_store::relay::{Topology, DEFAULT_EXCHANGE};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use support::{assert_verified, eventually, Env, Running, Scenario};
+use support::{assert_verified, eventually, Env, RelayTask, Running, Scenario};
 
 const DOWNSTREAM_QUEUE: &str = "downstream.transactions";
 const DOWNSTREAM_PATTERN: &str = "transaction.*";
@@ -39,7 +39,7 @@ async fn nothing_is_lost_when_the_broker_stops_and_starts_again_under_appends() 
     // stays unused.
     env.config.amqp_url = broker.amqp_url();
     let downstream = Downstream::start(&broker).await;
-    let relay = RelayTask::start(&env, broker.amqp_url()).await;
+    let relay = RelayTask::start(&env, RelayTask::config(broker.amqp_url())).await;
     let projector = Running::start(&env.config).await;
     let mut scenario = Scenario::new(11);
 
@@ -174,45 +174,6 @@ fn first_seen(deliveries: &[u64]) -> Vec<u64> {
         .copied()
         .filter(|p| seen.insert(*p))
         .collect()
-}
-
-/// The relay running in this process, as its binary runs it.
-struct RelayTask {
-    stats: RelayStats,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl RelayTask {
-    async fn start(env: &Env, amqp_url: String) -> Self {
-        let config = RelayConfig {
-            amqp_url,
-            // Small enough that the window cycles many times per phase.
-            window: 16,
-            backoff_max: Duration::from_secs(1),
-            ..RelayConfig::default()
-        };
-        let stats = RelayStats::default();
-        let relay = Relay::new(env.db.store().await, config)
-            .unwrap()
-            .with_observer(stats.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(relay.run(async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            stats,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await.unwrap();
-    }
 }
 
 /// A downstream service: a durable queue of its own bound to the events exchange with

@@ -374,12 +374,15 @@ async fn the_projector_rides_out_a_broker_outage() {
     // queue are gone), so the projector must find them in the log.
     env.append(&scenario.activity(30)).await;
     env.broker.restore().await;
+    // The relay declares the topology again when it reconnects; the projector only
+    // consumes.
+    let publisher = env.publisher().await;
     eventually("readiness to return", || async {
         (projector.get("/health/ready").await.0 == 200).then_some(())
     })
     .await;
     let after = env.append(&scenario.activity(10)).await;
-    env.publisher().await.publish(&after).await;
+    publisher.publish(&after).await;
     env.wait_for_checkpoint(env.head().await).await;
     projector.stop().await;
     assert_verified(&env).await;
@@ -501,4 +504,123 @@ async fn throughput() {
     let started = Instant::now();
     assert_verified(&env).await;
     eprintln!("verify: {:.2}s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test]
+async fn park_accepts_only_the_position_the_projection_stopped_at() {
+    let env = Env::new().await;
+    let mut scenario = Scenario::new(13);
+    let mut events = env.append(&scenario.register(3)).await;
+    events.extend(env.append(&scenario.activity(10)).await);
+    let victim = UserId::parse(events[0].stream_id.as_str().trim_start_matches("user-")).unwrap();
+    let poison = env
+        .append_raw(
+            victim,
+            "transaction.deposited",
+            serde_json::json!({
+                "transaction_id": uuid::Uuid::now_v7().to_string(),
+                "user_id": victim.to_string(),
+                "amount": 0,
+                "currency": "EUR",
+            }),
+        )
+        .await;
+    events.push(poison.clone());
+    events.extend(env.append(&scenario.activity(10)).await);
+    env.publisher().await.publish(&events).await;
+    let projector = Running::start(&env.config).await;
+    env.wait_for_checkpoint(poison.position - 1).await;
+
+    // A later position exists in the log, but the projection did not stop there:
+    // parking it would skip an event nobody looked at.
+    let beyond = projector::park(&env.config, poison.position + 1, "test").await;
+    assert!(
+        matches!(
+            beyond,
+            Err(projector::Error::NotWhereStopped { position, next, .. })
+                if position == poison.position + 1 && next == poison.position
+        ),
+        "{beyond:?}"
+    );
+    assert!(matches!(
+        projector::park(&env.config, poison.position - 1, "test").await,
+        Err(projector::Error::AlreadyApplied { .. })
+    ));
+    let parked = projector::park(&env.config, poison.position, "test: amount 0")
+        .await
+        .unwrap();
+    assert!(parked.newly);
+    env.wait_for_checkpoint(env.head().await).await;
+    // Repeating the command once the projection went on says so and changes nothing.
+    let again = projector::park(&env.config, poison.position, "again")
+        .await
+        .unwrap();
+    assert!(!again.newly);
+    projector.stop().await;
+    let parked: Vec<u64> = sqlx::query_scalar("SELECT position FROM parked_events")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(parked, vec![poison.position]);
+    assert_verified(&env).await;
+}
+
+#[tokio::test]
+async fn park_waits_for_a_batch_in_flight_and_refuses_the_position_it_applied() {
+    let env = Env::new().await;
+    let mut scenario = Scenario::new(14);
+    env.append(&scenario.register(5)).await;
+    sqlx::query(
+        "INSERT INTO checkpoints (projection, position, updated_at) \
+         VALUES ('main', 3, UTC_TIMESTAMP(6))",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+
+    // A batch holds the checkpoint's lock and is about to commit position 4.
+    let mut batch = env.pool.begin().await.unwrap();
+    sqlx::query("SELECT position FROM checkpoints WHERE projection = 'main' FOR UPDATE")
+        .execute(&mut *batch)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE checkpoints SET position = 4 WHERE projection = 'main'")
+        .execute(&mut *batch)
+        .await
+        .unwrap();
+    let config = env.config.clone();
+    let park = tokio::spawn(async move { projector::park(&config, 4, "test").await });
+    // Until park is done, or waits for the checkpoint's lock.
+    eventually(
+        "park to finish or wait for the checkpoint's lock",
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE '%FOR UPDATE%'",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            (park.is_finished() || waiting > 0).then_some(())
+        },
+    )
+    .await;
+    batch.commit().await.unwrap();
+
+    let result = park.await.unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(projector::Error::AlreadyApplied {
+                position: 4,
+                checkpoint: 4
+            })
+        ),
+        "park accepted a position the batch in flight applied: {result:?}"
+    );
+    let parked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM parked_events")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(parked, 0);
 }

@@ -76,6 +76,7 @@ pub struct DeliveryMetrics {
     lag_events: GaugeBySubscription,
     lag_seconds: GaugeBySubscription,
     leader: Gauge,
+    delivering: Gauge,
 }
 
 impl DeliveryMetrics {
@@ -106,7 +107,17 @@ impl DeliveryMetrics {
             "1 while this process leads the delivery",
             this.leader.clone(),
         );
+        metrics.register(
+            "webhook_subscriptions_delivering",
+            "Subscriptions this process is delivering now (the leader's active ones)",
+            this.delivering.clone(),
+        );
         this
+    }
+
+    /// Subscriptions being delivered by this process now.
+    pub fn delivering(&self) -> i64 {
+        self.delivering.get()
     }
 
     fn label(name: &SubscriptionName) -> [(&'static str, String); 1] {
@@ -229,6 +240,7 @@ impl Deliverer {
         for (_, worker) in workers.drain() {
             worker.stop().await;
         }
+        self.metrics.delivering.set(0);
         self.metrics.leader.set(0);
         lock.release().await;
     }
@@ -272,6 +284,9 @@ impl Deliverer {
             });
             workers.insert(name, Worker { handle, stop });
         }
+        self.metrics
+            .delivering
+            .set(i64::try_from(workers.len()).unwrap_or(i64::MAX));
     }
 
     /// Delivers one subscription from its checkpoint until told to stop.
@@ -444,14 +459,23 @@ impl Deliverer {
     }
 }
 
+/// A subscription's delivery task. Dropped (the leader's task ended, or was cancelled
+/// with its process), it is aborted: no worker outlives its leader's term.
 struct Worker {
     handle: JoinHandle<()>,
     stop: watch::Sender<bool>,
 }
 
 impl Worker {
-    async fn stop(self) {
+    async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.handle.await;
+        let handle = std::mem::replace(&mut self.handle, tokio::spawn(async {}));
+        let _ = handle.await;
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.handle.abort();
     }
 }

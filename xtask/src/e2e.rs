@@ -30,7 +30,8 @@ pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
     let result = async {
         crate::database::prepare(&e2e_db).await?;
         crate::frontend::build_ui()?;
-        let services = crate::dev_services(&e2e_db, &amqp)?;
+        let broker = crate::broker::prepare(&amqp)?;
+        let services = crate::dev_services(&e2e_db, &broker)?;
         let mut stack = Stack::start(&services).await?;
         let outcome = async {
             stack

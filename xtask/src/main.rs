@@ -7,12 +7,14 @@
 //! - `bench append`: measures the event store against the machine's raw MariaDB limit.
 //!
 //! `services.rs` finds (and starts) MariaDB and RabbitMQ; `database.rs` makes the
-//! accounts and databases; `bench.rs` holds the benchmark.
+//! accounts and databases; `broker.rs` the relay's and the projector's broker accounts;
+//! `bench.rs` holds the benchmark.
 
 mod bench;
 mod bench_commands;
 mod bench_pipeline;
 mod bench_views;
+mod broker;
 mod cpu;
 mod database;
 mod e2e;
@@ -122,7 +124,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             database::prepare(&db).await?;
             println!("database ready: {}", db.database_url_redacted());
             frontend::build_ui()?;
-            let services = dev_services(&db, &amqp_url())?;
+            let broker = broker::prepare(&amqp_url())?;
+            let services = dev_services(&db, &broker)?;
             if seeding {
                 stack::run_then(services, &[seed::READY], seed::seed_dev_stack()).await?;
             } else {
@@ -229,7 +232,10 @@ fn report(result: anyhow::Result<()>) -> bool {
 
 /// The processes of the stack (`cargo xtask dev`, and the end-to-end test), with their
 /// settings.
-fn dev_services(db: &database::DbArgs, amqp: &str) -> anyhow::Result<Vec<stack::Service>> {
+fn dev_services(
+    db: &database::DbArgs,
+    broker: &broker::BrokerAccounts,
+) -> anyhow::Result<Vec<stack::Service>> {
     // The services check tokens against `.dev/jwks.json`: make the dev key on first use.
     platform::DevKeys::load_or_create(&stack::workspace_root().join(".dev"))
         .context("making the dev signing key in .dev/")?;
@@ -265,7 +271,8 @@ fn dev_services(db: &database::DbArgs, amqp: &str) -> anyhow::Result<Vec<stack::
                 "event-store",
                 vec![
                     ("DATABASE_URL", db.database_url.clone()),
-                    ("AMQP_URL", amqp.to_owned()),
+                    // Declares the topology and publishes; consumes nothing.
+                    ("AMQP_URL", broker.relay_url.clone()),
                     ("METRICS_ADDR", "127.0.0.1:9101".into()),
                 ],
             )
@@ -277,7 +284,8 @@ fn dev_services(db: &database::DbArgs, amqp: &str) -> anyhow::Result<Vec<stack::
                 "projector",
                 vec![
                     ("DATABASE_URL", db.database_url.clone()),
-                    ("AMQP_URL", amqp.to_owned()),
+                    // Consumes its queue; may publish nothing.
+                    ("AMQP_URL", broker.projector_url.clone()),
                     ("METRICS_ADDR", "127.0.0.1:9102".into()),
                 ],
             )

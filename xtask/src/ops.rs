@@ -127,6 +127,10 @@ pub fn run() -> anyhow::Result<()> {
     report.check("gen-secrets.sh makes every secret the stacks use", || {
         problems_to_result("secrets", compose::check_secrets(&root, &configs)?)
     });
+    report.check(
+        "the broker accounts get the rights the code gives them (rabbitmq/accounts.sh)",
+        || broker_accounts(&root),
+    );
     report.check("the Keycloak realm gives the APIs what they check", || {
         problems_to_result(
             "ledger-realm.json",
@@ -152,6 +156,34 @@ pub fn run() -> anyhow::Result<()> {
         workflow(&root, &configs)
     });
     report.finish()
+}
+
+/// `compose/rabbitmq/accounts.sh` gives the relay's and the projector's broker accounts
+/// exactly the rights `event_store::relay::Topology` says (which `cargo xtask dev` and
+/// the tests give them too).
+fn broker_accounts(root: &Path) -> anyhow::Result<()> {
+    let path = root.join("compose/rabbitmq/accounts.sh");
+    let script =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let topology = event_store::relay::Topology::default();
+    for (user, rights) in [
+        (crate::broker::RELAY_USER, topology.relay_permissions()),
+        (
+            crate::broker::PROJECTOR_USER,
+            topology.consumer_permissions(),
+        ),
+    ] {
+        let declared = format!(
+            "user={user} \\\n    configure='{}' \\\n    write='{}' \\\n    read='{}'\n",
+            rights.configure, rights.write, rights.read
+        );
+        ensure!(
+            script.contains(&declared),
+            "{} does not declare {user}'s permissions as the code has them:\n{declared}",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 #[derive(Default)]

@@ -194,6 +194,7 @@ struct PrometheusObserver {
     returns: Counter,
     republished: Counter,
     leader: Gauge,
+    epoch: Gauge,
     broker_connected: Gauge,
     checkpoint: Gauge,
     lag_positions: Gauge,
@@ -209,6 +210,7 @@ impl PrometheusObserver {
             returns: Counter::default(),
             republished: Counter::default(),
             leader: Gauge::default(),
+            epoch: Gauge::default(),
             broker_connected: Gauge::default(),
             checkpoint: Gauge::default(),
             lag_positions: Gauge::default(),
@@ -242,6 +244,12 @@ impl PrometheusObserver {
             o.leader.clone(),
         );
         metrics.register(
+            "relay_epoch",
+            "Epoch of this replica's latest leadership term, on every message it publishes \
+             (0 before its first term)",
+            o.epoch.clone(),
+        );
+        metrics.register(
             "relay_broker_connected",
             "1 while a publishing session is connected to the broker",
             o.broker_connected.clone(),
@@ -273,6 +281,9 @@ fn gauge(position: u64) -> i64 {
 impl RelayObserver for PrometheusObserver {
     fn leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+    fn epoch(&self, epoch: u64) {
+        self.epoch.set(gauge(epoch));
     }
     fn broker_connected(&self, connected: bool) {
         self.broker_connected.set(i64::from(connected));

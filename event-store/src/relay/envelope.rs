@@ -52,6 +52,13 @@ pub struct CloudEvent {
     pub causationid: Option<String>,
 }
 
+/// The AMQP header that carries the epoch of the relay's leadership term that published
+/// a message (ADR 0013). Not in the body: the body is the event's CloudEvent, the same
+/// bytes whoever serves it (RabbitMQ, `/api/v1/events`, a webhook); the term belongs to
+/// the publication, not to the event. Consumers drop a message whose epoch is older than
+/// one they have seen.
+pub const RELAY_EPOCH: &str = "relayepoch";
+
 impl CloudEvent {
     /// The envelope of a recorded event. Fails only if the stored data or metadata is not
     /// JSON, which the log's own checks make impossible short of tampering.
@@ -112,7 +119,8 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    pub(crate) fn new(event: &RecordedEvent, source: &str) -> Result<Self, RelayError> {
+    /// The message for `event` in the leadership term of `epoch`.
+    pub(crate) fn new(event: &RecordedEvent, source: &str, epoch: u64) -> Result<Self, RelayError> {
         let position = event.position;
         let (cloud_event, metadata) = CloudEvent::with_metadata(event, source)?;
         let body = serde_json::to_vec(&cloud_event).map_err(|e| RelayError::Envelope {
@@ -123,6 +131,10 @@ impl Outgoing {
         // the check keeps a future change from panicking inside the client.
         let event_type = short(event.event_type.as_str(), position, "event type")?;
         let mut headers = FieldTable::default();
+        headers.insert(
+            RELAY_EPOCH.into(),
+            AMQPValue::LongLongInt(i64::try_from(epoch).unwrap_or(i64::MAX)),
+        );
         // W3C trace context travels as headers, so a consumer continues the trace.
         for name in ["traceparent", "tracestate"] {
             if let Some(value) = text_field(&metadata, name) {
@@ -215,7 +227,7 @@ mod tests {
             "causation_id": null,
             "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         }));
-        let out = Outgoing::new(&event, "urn:example:ledger").unwrap();
+        let out = Outgoing::new(&event, "urn:example:ledger", 4).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(body["time"], "2026-11-25T09:30:00.000042Z");
         assert_eq!(body["data"], json!({ "amount": 100 }));
@@ -224,10 +236,18 @@ mod tests {
         assert_eq!(body["id"], event.event_id.to_string());
         assert_eq!(out.routing_key.as_str(), "transaction.deposited");
         assert_eq!(out.properties.delivery_mode(), &Some(2));
+        // The epoch travels beside the body, which is the event's CloudEvent alone.
+        assert!(body.get("relayepoch").is_none());
         let headers = out.properties.headers().clone().unwrap();
         assert!(headers.contains_key("traceparent"));
+        assert_eq!(
+            headers.inner().get(RELAY_EPOCH),
+            Some(&AMQPValue::LongLongInt(4))
+        );
         let back: CloudEvent = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(back.time, event.recorded_at);
         assert_eq!(back.position, 7);
+        let served = CloudEvent::from_recorded(&event, "urn:example:ledger").unwrap();
+        assert_eq!(serde_json::to_vec(&served).unwrap(), out.body);
     }
 }

@@ -3,13 +3,33 @@
 //! The lock lives as long as the connection that took it, so that connection is
 //! dedicated: taken out of the pool, never shared. The checkpoint is read and written
 //! over that same connection; a relay whose lock connection died therefore cannot move
-//! the checkpoint, and learns of the loss on its next write or check.
+//! the checkpoint, and learns of the loss on its next write or check. Each term begins by
+//! incrementing the relay's epoch over that connection (ADR 0013).
 
 use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlConnection, MySqlPool};
 use sqlx::Connection;
 
+use crate::error::StoreError;
 use crate::relay::error::RelayError;
+use crate::store::EventStore;
+
+/// The highest epoch any relay of this database has begun a term with (0 before the
+/// first): no genuine message carries a later one. For consumers that check a message's
+/// `relayepoch` (ADR 0013); needs SELECT on `relay_checkpoints`.
+pub async fn issued_epoch(store: &EventStore) -> Result<u64, StoreError> {
+    let epoch: Option<u64> = sqlx::query_scalar("SELECT MAX(epoch) FROM relay_checkpoints")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(epoch.unwrap_or(0))
+}
+
+/// One leadership term: its epoch, and the checkpoint it resumes after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Term {
+    pub epoch: u64,
+    pub checkpoint: u64,
+}
 
 /// A connection that is waiting for, or holds, the lock of one relay name.
 pub(crate) struct LockConnection {
@@ -71,15 +91,26 @@ impl LockConnection {
         Ok(held == Some(1))
     }
 
-    /// The stored checkpoint of relay `name` (0 before its first).
-    pub(crate) async fn load_checkpoint(&mut self, name: &str) -> Result<u64, RelayError> {
-        let position: Option<u64> =
-            sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = ?")
+    /// Starts a leadership term of relay `name`: increments its epoch over this, the
+    /// lock's connection (so only the lock holder can), and returns the new epoch and the
+    /// stored checkpoint (0 before the first). Call right after [`Self::try_lock`] won.
+    pub(crate) async fn begin_term(&mut self, name: &str) -> Result<Term, RelayError> {
+        sqlx::query(
+            "INSERT INTO relay_checkpoints (name, position, epoch, updated_at) \
+             VALUES (?, 0, 1, UTC_TIMESTAMP(6)) \
+             ON DUPLICATE KEY UPDATE epoch = epoch + 1",
+        )
+        .bind(name)
+        .execute(&mut self.conn)
+        .await
+        .map_err(RelayError::database("starting a leadership term (epoch)"))?;
+        let (checkpoint, epoch): (u64, u64) =
+            sqlx::query_as("SELECT position, epoch FROM relay_checkpoints WHERE name = ?")
                 .bind(name)
-                .fetch_optional(&mut self.conn)
+                .fetch_one(&mut self.conn)
                 .await
                 .map_err(RelayError::database("reading the relay checkpoint"))?;
-        Ok(position.unwrap_or(0))
+        Ok(Term { epoch, checkpoint })
     }
 
     /// Moves the checkpoint of relay `name` forward to `position` (never backward).

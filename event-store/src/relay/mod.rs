@@ -4,7 +4,8 @@
 //!
 //! - [`Relay`] (this file) is the loop: win the leadership, lead, lose it or stop.
 //! - `leader.rs`: `GET_LOCK('relay:<database>:<name>')` on a dedicated connection, and
-//!   the checkpoint (`relay_checkpoints`) read and written over that same connection.
+//!   the checkpoint (`relay_checkpoints`) read and written over that same connection;
+//!   each term increments the relay's epoch there first (ADR 0013).
 //! - `session.rs`: one broker connection's worth of publishing: a window of outstanding
 //!   publisher confirms, the checkpoint moved in batches past confirmed events only.
 //! - `envelope.rs`: [`CloudEvent`] and the AMQP properties of a message.
@@ -18,7 +19,8 @@
 //! backoff, starts again right after the last confirmed position. Events in flight at
 //! that moment are sent again, so consumers see duplicates (never gaps) and dedupe by
 //! `position`. A relay that cannot confirm it still holds the lock stops publishing at
-//! once.
+//! once; until it notices, its messages carry its term's epoch, which consumers know to
+//! be older than the next leader's (`relayepoch`), and drop.
 
 mod backoff;
 mod envelope;
@@ -38,15 +40,16 @@ use std::time::Duration;
 
 use crate::store::EventStore;
 use backoff::Backoff;
-use leader::LockConnection;
+use leader::{LockConnection, Term};
 use session::{Session, SessionEnd};
 
-pub use envelope::{CloudEvent, CLOUDEVENTS_CONTENT_TYPE};
+pub use envelope::{CloudEvent, CLOUDEVENTS_CONTENT_TYPE, RELAY_EPOCH};
 pub use error::RelayError;
 pub use grant::grant_relay;
+pub use leader::issued_epoch;
 pub use observer::{NoObserver, Refusal, RelayObserver, RelayStats};
 pub use topology::{
-    QueueTopology, Topology, DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_DEAD_LETTER_QUEUE,
+    Permissions, QueueTopology, Topology, DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_DEAD_LETTER_QUEUE,
     DEFAULT_DELIVERY_LIMIT, DEFAULT_EXCHANGE, DEFAULT_QUEUE,
 };
 
@@ -290,15 +293,22 @@ impl Relay {
 
     /// Publishes while this relay holds the lock.
     async fn lead(&self, lock: &mut LockConnection, stop: &mut Stop) -> Led {
-        let mut checkpoint = match lock.load_checkpoint(&self.config.name).await {
-            Ok(position) => position,
+        let Term { epoch, checkpoint } = match lock.begin_term(&self.config.name).await {
+            Ok(term) => term,
             Err(error) => return Led::LockLost(error),
         };
+        let mut checkpoint = checkpoint;
+        self.observer.epoch(epoch);
         self.observer.checkpoint(checkpoint);
-        tracing::info!(relay = %self.config.name, checkpoint, "resuming after the checkpoint");
+        tracing::info!(
+            relay = %self.config.name,
+            epoch,
+            checkpoint,
+            "term begun: resuming after the checkpoint"
+        );
         let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
         loop {
-            let mut session = Session::new(self, lock, checkpoint);
+            let mut session = Session::new(self, lock, epoch, checkpoint);
             let end = session.run(stop).await;
             checkpoint = session.confirmed();
             match end {

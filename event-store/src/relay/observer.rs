@@ -18,6 +18,8 @@ pub enum Refusal {
 pub trait RelayObserver: Send + Sync + 'static {
     /// This relay took (`true`) or gave up (`false`) the leadership.
     fn leader(&self, _leading: bool) {}
+    /// A leadership term of this relay began with `epoch` (ADR 0013).
+    fn epoch(&self, _epoch: u64) {}
     /// A publishing session connected to (`true`) or left (`false`) the broker.
     fn broker_connected(&self, _connected: bool) {}
     /// One event was handed to the broker.
@@ -51,6 +53,7 @@ pub struct RelayStats {
 #[derive(Debug, Default)]
 struct StatsInner {
     leader: AtomicBool,
+    epoch: AtomicU64,
     broker_connected: AtomicBool,
     published: AtomicU64,
     last_published: AtomicU64,
@@ -65,6 +68,10 @@ struct StatsInner {
 impl RelayStats {
     pub fn is_leader(&self) -> bool {
         self.inner.leader.load(Ordering::SeqCst)
+    }
+    /// The epoch of this relay's latest leadership term (0 before its first).
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::SeqCst)
     }
     pub fn is_broker_connected(&self) -> bool {
         self.inner.broker_connected.load(Ordering::SeqCst)
@@ -107,6 +114,9 @@ impl RelayObserver for RelayStats {
     fn leader(&self, leading: bool) {
         self.inner.leader.store(leading, Ordering::SeqCst);
     }
+    fn epoch(&self, epoch: u64) {
+        self.inner.epoch.store(epoch, Ordering::SeqCst);
+    }
     fn broker_connected(&self, connected: bool) {
         self.inner
             .broker_connected
@@ -142,6 +152,10 @@ impl<A: RelayObserver, B: RelayObserver> RelayObserver for (A, B) {
     fn leader(&self, leading: bool) {
         self.0.leader(leading);
         self.1.leader(leading);
+    }
+    fn epoch(&self, epoch: u64) {
+        self.0.epoch(epoch);
+        self.1.epoch(epoch);
     }
     fn broker_connected(&self, connected: bool) {
         self.0.broker_connected(connected);

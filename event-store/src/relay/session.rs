@@ -67,6 +67,8 @@ struct InFlight {
 pub(crate) struct Session<'a> {
     relay: &'a Relay,
     lock: &'a mut LockConnection,
+    /// The leadership term's epoch, on every message.
+    epoch: u64,
     /// Every event up to here is confirmed by the broker.
     confirmed: u64,
     /// What `relay_checkpoints` holds.
@@ -77,11 +79,17 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// A session resuming after `checkpoint`, which is stored.
-    pub(crate) fn new(relay: &'a Relay, lock: &'a mut LockConnection, checkpoint: u64) -> Self {
+    /// A session of the term `epoch`, resuming after `checkpoint`, which is stored.
+    pub(crate) fn new(
+        relay: &'a Relay,
+        lock: &'a mut LockConnection,
+        epoch: u64,
+        checkpoint: u64,
+    ) -> Self {
         Self {
             relay,
             lock,
+            epoch,
             confirmed: checkpoint,
             stored: checkpoint,
             progressed: false,
@@ -95,7 +103,7 @@ impl<'a> Session<'a> {
         self.confirmed
     }
 
-    #[tracing::instrument(skip_all, fields(relay = %self.relay.config.name, after = self.confirmed))]
+    #[tracing::instrument(skip_all, fields(relay = %self.relay.config.name, epoch = self.epoch, after = self.confirmed))]
     pub(crate) async fn run(&mut self, stop: &mut Stop) -> SessionEnd {
         // Never publish without knowing the lock is still ours.
         match self.lock.holds_lock().await {
@@ -242,7 +250,7 @@ impl<'a> Session<'a> {
                 got: event.position,
             });
         }
-        let out = Outgoing::new(event, &config.source)?;
+        let out = Outgoing::new(event, &config.source, self.epoch)?;
         let publish = channel.basic_publish(
             exchange.clone(),
             out.routing_key.clone(),

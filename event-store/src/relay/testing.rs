@@ -3,18 +3,25 @@
 //! other's messages. A test that must stop the broker itself starts a [`PrivateBroker`]
 //! (`private_broker.rs`), a node of its own.
 //!
+//! [`TestBroker::account`] makes a broker account of the test's own with the rights a
+//! service gets in production ([`crate::relay::Topology::relay_permissions`] and
+//! [`crate::relay::Topology::consumer_permissions`]), so tests run the relay and the
+//! projector with exactly those rights.
+//!
 //! The broker comes from `AMQP_URL` (default: the dev broker, guest on localhost); vhosts
-//! are made with `rabbitmqctl` (from `RABBITMQCTL`, else `rabbitmqctl` on the PATH or in
+//! and accounts are made with `rabbitmqctl` (from `RABBITMQCTL`, else `rabbitmqctl` on the PATH or in
 //! `/usr/sbin`), which needs the rights of the broker's Erlang cookie: root on the dev
 //! machine and in CI.
 
 // Test support: a failed set-up should stop the test with its reason.
 #![allow(clippy::expect_used)]
 
+use std::sync::{Mutex, PoisonError};
+
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
-use crate::relay::DEFAULT_AMQP_URL;
+use crate::relay::{Permissions, DEFAULT_AMQP_URL};
 
 mod private_broker;
 
@@ -28,6 +35,8 @@ pub struct TestBroker {
     /// The broker URL with this test's vhost.
     pub url: String,
     user: String,
+    /// The test's own accounts and their rights on the vhost.
+    accounts: Mutex<Vec<(String, Permissions)>>,
 }
 
 impl TestBroker {
@@ -41,6 +50,7 @@ impl TestBroker {
             vhost,
             url: uri.to_string(),
             user: uri.authority.userinfo.username,
+            accounts: Mutex::default(),
         };
         broker.restore().await;
         broker
@@ -64,6 +74,46 @@ impl TestBroker {
             ".*",
             ".*",
             ".*",
+        ])
+        .await;
+        // A deleted vhost took the accounts' rights with it.
+        let accounts = self
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for (user, permissions) in &accounts {
+            self.permit(user, permissions).await;
+        }
+    }
+
+    /// A new broker account, deleted when the test ends, with `permissions` on this
+    /// test's vhost (and nowhere else); its URL. `role` ends its name
+    /// (`example_t_<uuid>_<role>`), letters, digits and `_` only.
+    pub async fn account(&self, role: &str, permissions: &Permissions) -> String {
+        let user = format!("{}_{role}", self.vhost);
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        rabbitmqctl(&["add_user", &user, &password]).await;
+        self.accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((user.clone(), permissions.clone()));
+        self.permit(&user, permissions).await;
+        let mut uri: AMQPUri = self.url.parse().expect("the vhost's URL");
+        uri.authority.userinfo.username = user;
+        uri.authority.userinfo.password = password;
+        uri.to_string()
+    }
+
+    async fn permit(&self, user: &str, p: &Permissions) {
+        rabbitmqctl(&[
+            "set_permissions",
+            "-p",
+            &self.vhost,
+            user,
+            &p.configure,
+            &p.write,
+            &p.read,
         ])
         .await;
     }
@@ -106,5 +156,14 @@ impl Drop for TestBroker {
         let _ = std::process::Command::new(rabbitmqctl_path())
             .args(["delete_vhost", &self.vhost])
             .output();
+        let accounts = self
+            .accounts
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (user, _) in accounts.iter() {
+            let _ = std::process::Command::new(rabbitmqctl_path())
+                .args(["delete_user", user])
+                .output();
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The exchanges and queues of the wire, declared idempotently by the relay on every
-//! connect (and by the projector, with the same arguments: RabbitMQ refuses a second
-//! declaration of a queue whose arguments differ).
+//! connect (RabbitMQ refuses a second declaration of a queue whose arguments differ, so
+//! whoever else declares them must use [`Topology::declare`] too), and the broker rights
+//! of the two accounts that use them ([`Permissions`]): the relay may declare and
+//! publish, the projector may only consume its queue.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -55,7 +57,84 @@ impl Default for QueueTopology {
     }
 }
 
+/// An account's rights on one RabbitMQ vhost: regular expressions over the names of the
+/// exchanges and queues it may configure (declare, delete), write (publish to an
+/// exchange, bind a queue) and read (consume from a queue, bind from an exchange), as
+/// `rabbitmqctl set_permissions -p <vhost> <user> <configure> <write> <read>` takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permissions {
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// A regular expression that matches exactly one of `names` (RabbitMQ's are PCRE; every
+/// character that is not a letter or a digit is escaped).
+fn exactly(names: &[&str]) -> String {
+    if names.is_empty() {
+        // Matches no name: a permission that grants nothing.
+        return "^$".into();
+    }
+    let alternatives: Vec<String> = names
+        .iter()
+        .map(|name| {
+            name.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_string()
+                    } else {
+                        format!("\\{c}")
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    format!("^({})$", alternatives.join("|"))
+}
+
 impl Topology {
+    /// What the relay's broker account needs, and nothing more: declare the topology
+    /// (configure on every name; write on the queues to bind them, read on the exchanges
+    /// they are bound to; a queue with a dead-letter exchange also needs write on that
+    /// exchange and read on the queue itself), and publish to the events exchange. It
+    /// cannot consume the dead-letter queue; it could consume the projector's queue,
+    /// which RabbitMQ requires for declaring its dead-lettering, and never does.
+    pub fn relay_permissions(&self) -> Permissions {
+        let exchange = self.exchange.as_str();
+        match &self.queue {
+            None => Permissions {
+                configure: exactly(&[exchange]),
+                write: exactly(&[exchange]),
+                read: exactly(&[]),
+            },
+            Some(q) => {
+                let all = [
+                    exchange,
+                    q.dead_letter_exchange.as_str(),
+                    q.name.as_str(),
+                    q.dead_letter_queue.as_str(),
+                ];
+                Permissions {
+                    configure: exactly(&all),
+                    write: exactly(&all),
+                    read: exactly(&[exchange, q.dead_letter_exchange.as_str(), q.name.as_str()]),
+                }
+            }
+        }
+    }
+
+    /// What the projector's broker account needs, and nothing more: consume its queue.
+    /// It declares nothing (the relay does) and publishes nowhere, so a message on the
+    /// exchange can never come from it.
+    pub fn consumer_permissions(&self) -> Permissions {
+        let queue: Vec<&str> = self.queue.iter().map(|q| q.name.as_str()).collect();
+        Permissions {
+            configure: exactly(&[]),
+            write: exactly(&[]),
+            read: exactly(&queue),
+        }
+    }
+
     /// Every name with `suffix` appended (tests give each run its own names).
     pub fn with_suffix(suffix: &str) -> Self {
         let d = Self::default();
@@ -194,4 +273,27 @@ fn name(s: &str) -> Result<ShortString, RelayError> {
         field: "topology",
         problem: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_name_exactly_the_topologys_names() {
+        let relay = Topology::default().relay_permissions();
+        assert_eq!(
+            relay.configure,
+            "^(example\\.events|example\\.events\\.dlx|queue\\.example\\.events|queue\\.example\\.events\\.dead)$"
+        );
+        assert_eq!(relay.write, relay.configure);
+        assert_eq!(
+            relay.read,
+            "^(example\\.events|example\\.events\\.dlx|queue\\.example\\.events)$"
+        );
+        let projector = Topology::default().consumer_permissions();
+        assert_eq!(projector.configure, "^$");
+        assert_eq!(projector.write, "^$");
+        assert_eq!(projector.read, "^(queue\\.example\\.events)$");
+    }
 }

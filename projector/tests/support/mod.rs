@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use event_store::relay::testing::TestBroker;
+use event_store::relay::{Relay, RelayConfig, RelayStats, Topology};
 use event_store::testing::TestDatabase;
 use event_store::{
     AppendRequest, EventStore, EventType, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
@@ -75,7 +76,9 @@ fn with_path(base: &str, segment: &str) -> String {
     }
 }
 
-/// One test's world: database (log + read tables), vhost, and the projector's config.
+/// One test's world: database (log + read tables), vhost, and the projector's config
+/// (its broker account may only consume its queue; `broker.url` is the vhost's
+/// administrator, for publishing and declaring the way the relay does).
 pub struct Env {
     pub db: TestDatabase,
     pub store: EventStore,
@@ -96,7 +99,11 @@ impl Env {
                 .unwrap_or_else(|_| projector::DEFAULT_DATABASE_URL.into()),
             &db.name,
         );
-        let mut config = Config::new(database_url, broker.url.clone());
+        // The projector runs with the rights it has in production: consume its queue.
+        let projector_url = broker
+            .account("projector", &Topology::default().consumer_permissions())
+            .await;
+        let mut config = Config::new(database_url, projector_url);
         config.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.idle_ms = 200;
         Self {
@@ -233,11 +240,11 @@ impl Env {
         assert_eq!(self.checkpoint().await, position, "checkpoint overshot");
     }
 
+    /// Declares the topology as the relay does, and publishes as the relay would.
     pub async fn publisher(&self) -> Publisher {
         let connection = self.broker.connect().await;
         let channel = connection.create_channel().await.unwrap();
-        self.config
-            .topology()
+        Topology::default()
             .declare(&channel)
             .await
             .expect("declare the topology");
@@ -361,8 +368,23 @@ impl Publisher {
             .iter()
             .map(|e| (e.event_type.as_str().to_owned(), cloud_event(e)))
             .collect();
-        self.publish_bodies("example.events", &bodies, |(key, _)| key.clone())
+        self.publish_bodies("example.events", &bodies, |(key, _)| key.clone(), None)
             .await;
+    }
+
+    /// Like [`Self::publish`], as a relay in the leadership term `epoch` does.
+    pub async fn publish_in_term(&self, events: &[RecordedEvent], epoch: u64) {
+        let bodies: Vec<(String, serde_json::Value)> = events
+            .iter()
+            .map(|e| (e.event_type.as_str().to_owned(), cloud_event(e)))
+            .collect();
+        self.publish_bodies(
+            "example.events",
+            &bodies,
+            |(key, _)| key.clone(),
+            Some(epoch),
+        )
+        .await;
     }
 
     /// Straight into the queue (the default exchange), as a broker redelivery or a
@@ -371,7 +393,8 @@ impl Publisher {
         let bodies: Vec<(String, serde_json::Value)> =
             bodies.iter().map(|b| (String::new(), b.clone())).collect();
         let queue = self.queue.clone();
-        self.publish_bodies("", &bodies, |_| queue.clone()).await;
+        self.publish_bodies("", &bodies, |_| queue.clone(), None)
+            .await;
     }
 
     async fn publish_bodies(
@@ -379,15 +402,24 @@ impl Publisher {
         exchange: &str,
         bodies: &[(String, serde_json::Value)],
         routing_key: impl Fn(&(String, serde_json::Value)) -> String,
+        epoch: Option<u64>,
     ) {
         for chunk in bodies.chunks(1_000) {
             let mut confirms = Vec::with_capacity(chunk.len());
             for item in chunk {
                 let id = item.1["id"].as_str().unwrap_or("no-id").to_owned();
-                let properties = BasicProperties::default()
+                let mut properties = BasicProperties::default()
                     .with_content_type("application/cloudevents+json".into())
                     .with_delivery_mode(2)
                     .with_message_id(id.into());
+                if let Some(epoch) = epoch {
+                    let mut headers = lapin::types::FieldTable::default();
+                    headers.insert(
+                        event_store::relay::RELAY_EPOCH.into(),
+                        lapin::types::AMQPValue::LongLongInt(epoch as i64),
+                    );
+                    properties = properties.with_headers(headers);
+                }
                 let confirm = self
                     .channel
                     .basic_publish(
@@ -646,5 +678,48 @@ impl Scenario {
             }
         }
         out
+    }
+}
+
+/// The relay running in this process, as its binary runs it.
+pub struct RelayTask {
+    pub stats: RelayStats,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RelayTask {
+    /// The relay's settings for tests, publishing to `amqp_url`.
+    pub fn config(amqp_url: String) -> RelayConfig {
+        RelayConfig {
+            amqp_url,
+            // Small enough that the window cycles many times per phase.
+            window: 16,
+            backoff_max: Duration::from_secs(1),
+            ..RelayConfig::default()
+        }
+    }
+
+    pub async fn start(env: &Env, config: RelayConfig) -> Self {
+        let stats = RelayStats::default();
+        let relay = Relay::new(env.db.store().await, config)
+            .unwrap()
+            .with_observer(stats.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            stats,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap();
     }
 }
