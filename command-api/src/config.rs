@@ -88,6 +88,10 @@ pub struct Config {
     /// server-side a little below it).
     #[arg(long, env = "DATABASE_READ_TIMEOUT_SECS", default_value_t = 5)]
     pub read_timeout_secs: u64,
+    /// Allow webhook subscriptions to `http` and to loopback or private addresses
+    /// (development only; the default refuses them).
+    #[arg(long, env = "WEBHOOK_ALLOW_INSECURE", default_value_t = false)]
+    pub webhook_allow_insecure: bool,
     /// Seconds between two sweeps for erased users whose data key is still live (an
     /// erasure cut short between its append and its shred); one sweep runs at start.
     #[arg(long, env = "ERASURE_SWEEP_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]

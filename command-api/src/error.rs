@@ -29,6 +29,12 @@ pub enum ApiError {
     /// No such user (or a path id that cannot name one).
     #[error("no such user")]
     NotFound,
+    /// No webhook subscription of that name.
+    #[error("no such subscription")]
+    NoSuchSubscription,
+    /// A webhook subscription of that name exists.
+    #[error("a subscription of that name exists")]
+    SubscriptionExists,
     #[error("the e-mail address belongs to another user")]
     EmailTaken,
     #[error("the idempotency key was used for another request")]
@@ -100,6 +106,14 @@ impl ApiError {
             ApiError::Invalid(errors) => Problem::validation_failed(field_problems(errors)),
             ApiError::Forbidden => Problem::forbidden(),
             ApiError::NotFound => Problem::not_found().with_detail("No such user."),
+            ApiError::NoSuchSubscription => {
+                Problem::not_found().with_detail("No such subscription.")
+            }
+            ApiError::SubscriptionExists => conflict(
+                "already_exists",
+                "Subscription exists",
+                "A subscription of that name exists.",
+            ),
             ApiError::EmailTaken => email_taken(),
             ApiError::IdempotencyKeyReused => idempotency_key_reused(),
             ApiError::ConcurrencyConflict { .. } => concurrency_conflict(),

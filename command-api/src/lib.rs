@@ -1,7 +1,8 @@
 //! command-api: the HTTP commands of API.md. Parses and authorises a request, loads the
 //! streams it touches, runs `ledger::decide` and appends the resulting events (with the
 //! idempotency record and e-mail claims) in one atomic append. Never reads projections,
-//! never writes a table other than through the event store and the keyring.
+//! never writes a table other than through the event store, the keyring and the webhook
+//! subscriptions' table.
 //!
 //! A tour:
 //! - [`run`] builds everything from a [`Config`] and serves; [`router`] is the whole HTTP
@@ -15,6 +16,8 @@
 //! - `email_index.rs`, `idempotency.rs`: the claims made in the same append.
 //! - `reply.rs`: the success answer (`X-Position`, `ETag`); `error.rs`: `ApiError`, the
 //!   one mapping to problem+json.
+//! - `subscriptions.rs`: webhook subscriptions (admin, service) in `webhooks`' table; the
+//!   `webhooks` deliverer sends them.
 //! - `sweeper.rs`: the erasure sweeper, at start and every interval: shreds the key of
 //!   every user erased in the log whose key is still live (an erasure cut short).
 //! - `openapi.rs`: `/openapi.json`, generated from the handlers; `config.rs`: settings
@@ -35,6 +38,7 @@ mod openapi;
 mod reply;
 mod state;
 mod stream;
+mod subscriptions;
 mod sweeper;
 mod transactions;
 mod users;
@@ -175,7 +179,10 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
         authenticator,
         metrics,
     )
-    .with_max_attempts(config.max_attempts))
+    .with_max_attempts(config.max_attempts)
+    .with_webhook_policy(webhooks::TargetPolicy {
+        allow_insecure: config.webhook_allow_insecure,
+    }))
 }
 
 /// Every route: the commands, `/openapi.json`, `/health/live`, `/health/ready` (MariaDB
@@ -201,6 +208,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/transactions",
             post(transactions::record_transaction),
+        )
+        .route(
+            "/api/v1/subscriptions",
+            post(subscriptions::create_subscription).get(subscriptions::list_subscriptions),
+        )
+        .route(
+            "/api/v1/subscriptions/{name}",
+            get(subscriptions::get_subscription).delete(subscriptions::delete_subscription),
+        )
+        .route(
+            "/api/v1/subscriptions/{name}/pause",
+            post(subscriptions::pause_subscription),
+        )
+        .route(
+            "/api/v1/subscriptions/{name}/resume",
+            post(subscriptions::resume_subscription),
         )
         .route("/openapi.json", get(openapi::openapi_json))
         .with_state(state)

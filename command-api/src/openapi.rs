@@ -9,7 +9,7 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
 
-use crate::{transactions, users};
+use crate::{subscriptions, transactions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,12 @@ use crate::{transactions, users};
         users::deactivate_user,
         users::erase_personal_data,
         transactions::record_transaction,
+        subscriptions::create_subscription,
+        subscriptions::list_subscriptions,
+        subscriptions::get_subscription,
+        subscriptions::pause_subscription,
+        subscriptions::resume_subscription,
+        subscriptions::delete_subscription,
         openapi_json,
     ),
     components(
@@ -39,6 +45,7 @@ use crate::{transactions, users};
     tags(
         (name = "users", description = "Registration, profile, deactivation, erasure"),
         (name = "transactions", description = "Deposits, withdrawals, transfers"),
+        (name = "subscriptions", description = "Webhook subscriptions (admin, service)"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]

@@ -27,6 +27,10 @@ pub struct AppState {
     pub(crate) states: crate::stream::StateCache,
     /// Attempts of one command on streams that keep moving (at least 1).
     pub(crate) max_attempts: u32,
+    /// Webhook subscriptions (`subscriptions.rs`).
+    pub(crate) webhooks: webhooks::SubscriptionTable,
+    /// Which webhook targets may be subscribed.
+    pub(crate) webhook_policy: webhooks::TargetPolicy,
 }
 
 impl AppState {
@@ -40,7 +44,10 @@ impl AppState {
         metrics: Metrics,
     ) -> Self {
         let counters = CommandCounters::register(&metrics);
+        let webhooks = webhooks::SubscriptionTable::new(store.pool().clone());
         Self {
+            webhooks,
+            webhook_policy: webhooks::TargetPolicy::default(),
             store,
             keys,
             blind_index: Arc::new(blind_index),
@@ -57,6 +64,12 @@ impl AppState {
     /// committed, before it answers 409 `concurrency_conflict`.
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Which webhook targets may be subscribed (default: `https` to public addresses).
+    pub fn with_webhook_policy(mut self, policy: webhooks::TargetPolicy) -> Self {
+        self.webhook_policy = policy;
         self
     }
 

@@ -225,7 +225,10 @@ mod tests {
     }
 
     fn claim(body: serde_json::Value) -> Claim {
-        parse(body.to_string().as_bytes(), None).unwrap().claim.unwrap()
+        parse(body.to_string().as_bytes(), None)
+            .unwrap()
+            .claim
+            .unwrap()
     }
 
     #[test]

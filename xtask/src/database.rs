@@ -197,6 +197,17 @@ pub async fn prepare(db: &DbArgs) -> anyhow::Result<()> {
         )
         .await
         .context("granting the writer the keyring")?;
+    // command-api makes, pauses, resumes and deletes webhook subscriptions.
+    (&pool)
+        .execute(
+            format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON `{}`.`webhook_subscriptions` TO '{}'@'%'",
+                owner.database, writer.user
+            )
+            .as_str(),
+        )
+        .await
+        .context("granting the writer the webhook subscriptions")?;
     pool.close().await;
     Ok(())
 }

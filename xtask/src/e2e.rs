@@ -41,6 +41,7 @@ pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
                         "http://127.0.0.1:8082/health/ready",
                         "http://127.0.0.1:9101/health/ready",
                         "http://127.0.0.1:9102/health/ready",
+                        "http://127.0.0.1:9103/health/ready",
                         "http://127.0.0.1:8080/gateway/health",
                     ],
                     Duration::from_secs(180),

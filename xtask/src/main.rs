@@ -260,6 +260,8 @@ fn dev_services(
                     // Commands append as the writer: INSERT/SELECT on the event table.
                     ("DATABASE_URL", db.writer_url.clone()),
                     ("DEV_TOKENS", "true".into()),
+                    // A developer's local webhook receiver (http, loopback) works.
+                    ("WEBHOOK_ALLOW_INSECURE", "true".into()),
                 ],
             )
         },
@@ -287,6 +289,19 @@ fn dev_services(
                     // Consumes its queue; may publish nothing.
                     ("AMQP_URL", broker.projector_url.clone()),
                     ("METRICS_ADDR", "127.0.0.1:9102".into()),
+                ],
+            )
+        },
+        stack::Service {
+            features: "deliverer",
+            url: Some("http://127.0.0.1:9103/metrics".into()),
+            ..service(
+                "webhooks",
+                "webhooks",
+                vec![
+                    ("DATABASE_URL", db.database_url.clone()),
+                    ("METRICS_ADDR", "127.0.0.1:9103".into()),
+                    ("WEBHOOK_ALLOW_INSECURE", "true".into()),
                 ],
             )
         },

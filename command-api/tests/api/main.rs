@@ -16,5 +16,6 @@ mod idempotency;
 mod keys;
 mod replicas;
 mod server;
+mod subscriptions;
 mod transactions;
 mod users;

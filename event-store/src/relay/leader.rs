@@ -6,9 +6,9 @@
 //! the checkpoint, and learns of the loss on its next write or check. Each term begins by
 //! incrementing the relay's epoch over that connection (ADR 0013).
 
-use sha2::{Digest, Sha256};
-use sqlx::mysql::{MySqlConnection, MySqlPool};
-use sqlx::Connection;
+use sqlx::mysql::MySqlPool;
+
+use crate::leader::LeaderLock;
 
 use crate::error::StoreError;
 use crate::relay::error::RelayError;
@@ -31,64 +31,37 @@ pub(crate) struct Term {
     pub checkpoint: u64,
 }
 
-/// A connection that is waiting for, or holds, the lock of one relay name.
+/// A connection that is waiting for, or holds, the lock of one relay name: the shared
+/// [`LeaderLock`] of kind `relay`, plus what only the relay's leader does over it.
 pub(crate) struct LockConnection {
-    conn: MySqlConnection,
-    lock: String,
-}
-
-/// `GET_LOCK` names are server-wide and at most 64 characters: the database is part of
-/// the name (each test database has its own relays), hashed when it would not fit.
-fn lock_name(database: &str, relay: &str) -> String {
-    let plain = format!("relay:{database}:{relay}");
-    if plain.len() <= 64 {
-        return plain;
-    }
-    let digest = Sha256::digest(format!("{database}:{relay}").as_bytes());
-    let mut hashed = format!("relay:{}", hex::encode(digest));
-    hashed.truncate(64);
-    hashed
+    lock: LeaderLock,
 }
 
 impl LockConnection {
     /// A dedicated connection for the lock of relay `name`.
     pub(crate) async fn open(pool: &MySqlPool, name: &str) -> Result<Self, RelayError> {
-        let mut conn = pool
-            .acquire()
+        let lock = LeaderLock::open(pool, "relay", name)
             .await
-            .map_err(RelayError::database("connecting for the leadership lock"))?
-            .detach();
-        let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(RelayError::database("naming the database"))?;
-        Ok(Self {
-            conn,
-            lock: lock_name(&database.unwrap_or_default(), name),
-        })
+            .map_err(RelayError::database("connecting for the leadership lock"))?;
+        Ok(Self { lock })
     }
 
     /// Waits up to `wait_seconds` for the lock; `true` once this connection holds it. The
     /// server hands a released lock to a waiter at once, so a standby waiting here takes
     /// over as soon as the leader's connection ends.
     pub(crate) async fn try_lock(&mut self, wait_seconds: u64) -> Result<bool, RelayError> {
-        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-            .bind(&self.lock)
-            .bind(wait_seconds)
-            .fetch_one(&mut self.conn)
+        self.lock
+            .try_lock(wait_seconds)
             .await
-            .map_err(RelayError::database("waiting for the leadership lock"))?;
-        Ok(got == Some(1))
+            .map_err(RelayError::database("waiting for the leadership lock"))
     }
 
     /// Whether this connection still holds the lock (an error if the connection is gone).
     pub(crate) async fn holds_lock(&mut self) -> Result<bool, RelayError> {
-        let held: Option<i64> = sqlx::query_scalar("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
-            .bind(&self.lock)
-            .fetch_one(&mut self.conn)
+        self.lock
+            .holds()
             .await
-            .map_err(RelayError::database("checking the leadership lock"))?;
-        Ok(held == Some(1))
+            .map_err(RelayError::database("checking the leadership lock"))
     }
 
     /// Starts a leadership term of relay `name`: increments its epoch over this, the
@@ -101,13 +74,13 @@ impl LockConnection {
              ON DUPLICATE KEY UPDATE epoch = epoch + 1",
         )
         .bind(name)
-        .execute(&mut self.conn)
+        .execute(self.lock.connection())
         .await
         .map_err(RelayError::database("starting a leadership term (epoch)"))?;
         let (checkpoint, epoch): (u64, u64) =
             sqlx::query_as("SELECT position, epoch FROM relay_checkpoints WHERE name = ?")
                 .bind(name)
-                .fetch_one(&mut self.conn)
+                .fetch_one(self.lock.connection())
                 .await
                 .map_err(RelayError::database("reading the relay checkpoint"))?;
         Ok(Term { epoch, checkpoint })
@@ -127,32 +100,14 @@ impl LockConnection {
         )
         .bind(name)
         .bind(position)
-        .execute(&mut self.conn)
+        .execute(self.lock.connection())
         .await
         .map_err(RelayError::database("storing the relay checkpoint"))?;
         Ok(())
     }
 
     /// Gives the lock up and closes the connection (which would release it anyway).
-    pub(crate) async fn release(mut self) {
-        let _ = sqlx::query("DO RELEASE_LOCK(?)")
-            .bind(&self.lock)
-            .execute(&mut self.conn)
-            .await;
-        let _ = self.conn.close().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lock_names_fit_the_servers_limit() {
-        assert_eq!(lock_name("example", "main"), "relay:example:main");
-        let long = lock_name(&"d".repeat(60), "main");
-        assert_eq!(long.len(), 64);
-        assert!(long.starts_with("relay:"));
-        assert_ne!(long, lock_name(&"d".repeat(60), "other"));
+    pub(crate) async fn release(self) {
+        self.lock.release().await;
     }
 }
