@@ -4,6 +4,8 @@
 #
 #   example_relay   SELECT on events; SELECT, INSERT, UPDATE on relay_checkpoints
 #                   (what event_store::relay::grant_relay grants)
+#   example_webhooks  SELECT on events; SELECT, UPDATE on webhook_subscriptions (the
+#                   deliverer records its progress; command-api makes the rows)
 #   example_reader  SELECT on the whole database, for query-api: the read tables, events
 #                   (audit) and data_keys (opening personal data). Database-level on
 #                   purpose: `projector rebuild` swaps in freshly created read tables,
@@ -19,7 +21,8 @@ db=${LEDGER_DB_NAME:-example}
 owner=${LEDGER_DB_OWNER:-example}
 relay_password=$(secret /run/secrets/db-relay-password)
 reader_password=$(secret /run/secrets/db-reader-password)
-for p in "$relay_password" "$reader_password"; do
+webhooks_password=$(secret /run/secrets/db-webhooks-password)
+for p in "$relay_password" "$reader_password" "$webhooks_password"; do
     case "$p" in "" | *[!A-Za-z0-9._~-]*)
         echo "db-grants: passwords must be non-empty and URL-safe ([A-Za-z0-9._~-])" >&2
         exit 65 ;;
@@ -33,8 +36,12 @@ CREATE USER IF NOT EXISTS 'example_relay'@'%' IDENTIFIED BY '$relay_password';
 ALTER USER 'example_relay'@'%' IDENTIFIED BY '$relay_password';
 GRANT SELECT ON \`$db\`.\`events\` TO 'example_relay'@'%';
 GRANT SELECT, INSERT, UPDATE ON \`$db\`.\`relay_checkpoints\` TO 'example_relay'@'%';
+CREATE USER IF NOT EXISTS 'example_webhooks'@'%' IDENTIFIED BY '$webhooks_password';
+ALTER USER 'example_webhooks'@'%' IDENTIFIED BY '$webhooks_password';
+GRANT SELECT ON \`$db\`.\`events\` TO 'example_webhooks'@'%';
+GRANT SELECT, UPDATE ON \`$db\`.\`webhook_subscriptions\` TO 'example_webhooks'@'%';
 CREATE USER IF NOT EXISTS 'example_reader'@'%' IDENTIFIED BY '$reader_password';
 ALTER USER 'example_reader'@'%' IDENTIFIED BY '$reader_password';
 GRANT SELECT ON \`$db\`.* TO 'example_reader'@'%';
 SQL
-echo "db-grants: example_relay and example_reader ready on $host/$db"
+echo "db-grants: example_relay, example_webhooks and example_reader ready on $host/$db"

@@ -51,12 +51,14 @@ const GRAFANA_VARIABLES: [(&str, &str); 4] = [
     ("$__range_s", "3600"),
 ];
 
-/// The four services' `/metrics` in the end-to-end stack (API.md's addresses).
-const LIVE_METRICS: [&str; 4] = [
+/// The services' `/metrics` in the end-to-end stack (API.md's addresses; the webhook
+/// deliverer's on 9103).
+const LIVE_METRICS: [&str; 5] = [
     "127.0.0.1:8081",
     "127.0.0.1:8082",
     "127.0.0.1:9101",
     "127.0.0.1:9102",
+    "127.0.0.1:9103",
 ];
 
 fn observability(root: &Path) -> PathBuf {

@@ -11,12 +11,13 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 /// Where services register their metrics.
-const METRIC_SOURCES: [&str; 5] = [
+const METRIC_SOURCES: [&str; 6] = [
     "platform/src",
     "command-api/src",
     "query-api/src",
     "projector/src",
     "event-store/src/bin",
+    "webhooks/src",
 ];
 
 /// The exposition text the sources would produce: one `# TYPE` line per registered
