@@ -139,6 +139,11 @@ impl SubscriptionMetrics {
 }
 
 impl Subscriptions {
+    /// Server-Sent Events subscriptions open now.
+    pub(crate) fn open(&self) -> i64 {
+        self.metrics.open.get()
+    }
+
     pub(crate) fn start(
         store: &EventStore,
         settings: SubscriptionSettings,

@@ -11,6 +11,8 @@
 //!   (`null` and `erased: true` once shredded).
 //! - `events.rs`: catch-up subscriptions for downstream services: the log from any
 //!   position as CloudEvents, JSON pages or Server-Sent Events that go on live.
+//! - `operations.rs`: relay and projection lag, parked events, open subscriptions, for
+//!   the UI's operations page (admin).
 //! - `audit.rs`: the log page by page, hash-chain verification, and balances as of a time
 //!   or position replayed with `ledger::replay` (roles auditor and admin).
 //! - `wait.rs`: the checkpoint, published on a watch channel by one poller per process
@@ -39,6 +41,7 @@ mod cursor;
 mod error;
 mod events;
 mod openapi;
+mod operations;
 mod params;
 mod personal;
 mod reply;
@@ -179,6 +182,7 @@ pub fn router(state: AppState) -> Router {
             get(transactions::get_transaction),
         )
         .route("/api/v1/events", get(events::list_events))
+        .route("/api/v1/operations", get(operations::status))
         .route("/api/v1/audit/events", get(audit::list_events))
         .route("/api/v1/audit/verify", get(audit::verify))
         .route(

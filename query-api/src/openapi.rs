@@ -9,7 +9,7 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
 
-use crate::{audit, balances, events, transactions, users};
+use crate::{audit, balances, events, operations, transactions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,7 @@ use crate::{audit, balances, events, transactions, users};
         transactions::list_transactions,
         transactions::get_transaction,
         events::list_events,
+        operations::status,
         audit::list_events,
         audit::verify,
         audit::historic_balances,
@@ -41,6 +42,8 @@ use crate::{audit, balances, events, transactions, users};
             transactions::TransactionView, transactions::TransactionPage,
             audit::AuditEvent, audit::AuditEventPage, audit::VerifyView, audit::HistoricBalances,
             events::EventPage,
+            operations::OperationsStatus, operations::RelayStatus,
+            operations::ProjectionStatus, operations::ParkedEvent,
         ),
         responses(Unauthenticated, Forbidden, NotFound, ValidationFailed, Unavailable)
     ),

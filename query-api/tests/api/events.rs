@@ -302,3 +302,41 @@ async fn a_subscriber_that_stops_reading_is_cut_with_a_final_error() {
     );
     assert_eq!(resumed.event().await.unwrap().id, Some(last + 1));
 }
+
+#[tokio::test]
+async fn the_operations_status_shows_what_is_behind_and_what_is_parked_to_admins_only() {
+    let app = spawn_app().await;
+    append(&app, 10).await;
+    crate::support::set_checkpoint(&app.pool, 7).await;
+    sqlx::query(
+        "INSERT INTO relay_checkpoints (name, position, epoch, updated_at) \
+         VALUES ('main', 9, 3, UTC_TIMESTAMP(6))",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO parked_events (projection, position, event_type, reason, parked_at) \
+         VALUES ('main', 4, 'thing.made', 'poison: test', UTC_TIMESTAMP(6))",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let status = app
+        .get("/api/v1/operations", &app.as_role(Role::Admin))
+        .await
+        .ok();
+    assert_eq!(status["head_position"], 10);
+    assert_eq!(
+        status["relays"],
+        json!([{"name": "main", "position": 9, "lag": 1, "epoch": 3}])
+    );
+    assert_eq!(status["projection"]["lag"], 3);
+    assert_eq!(status["parked"][0]["position"], 4);
+    assert_eq!(status["subscriptions_open"], 0);
+    for role in [Role::Service, Role::Auditor, Role::User] {
+        app.get("/api/v1/operations", &app.as_role(role))
+            .await
+            .problem(StatusCode::FORBIDDEN, "forbidden");
+    }
+}
