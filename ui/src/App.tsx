@@ -6,6 +6,7 @@ import { AppContext, type AppContextValue } from './context';
 import { AuditPage } from './pages/Audit';
 import { MoneyPage } from './pages/Money';
 import { OidcCallbackPage } from './pages/OidcCallback';
+import { OperationsPage } from './pages/Operations';
 import { SignInPage } from './pages/SignIn';
 import { UserPage } from './pages/UserDetail';
 import { UsersPage } from './pages/Users';
@@ -126,6 +127,7 @@ function Nav({ route, session }: { route: Route; session: Session }) {
   if (session.role === 'user') items.push({ href: `/users/${session.sub}`, label: 'My account', active: route.page === 'user' && route.id === session.sub });
   if (canCommand(session.role)) items.push({ href: '/money', label: 'Money', active: route.page === 'money' });
   if (canAudit(session.role)) items.push({ href: '/audit', label: 'Audit', active: route.page === 'audit' });
+  if (session.role === 'admin') items.push({ href: '/operations', label: 'Operations', active: route.page === 'operations' });
   items.push({ href: '/signin', label: 'Switch role', active: route.page === 'signin' });
   return (
     <nav className="nav" aria-label="Main">
@@ -166,6 +168,8 @@ function Page({ route, session }: { route: Route; session: Session | null }) {
       return canCommand(session.role) ? <MoneyPage key={route.userId ?? ''} initialUserId={route.userId} /> : <Forbidden what="Moving money" />;
     case 'audit':
       return canAudit(session.role) ? <AuditPage /> : <Forbidden what="The audit log" />;
+    case 'operations':
+      return session.role === 'admin' ? <OperationsPage /> : <Forbidden what="The operations page" />;
     case 'not_found':
       return (
         <div className="page">

@@ -102,6 +102,38 @@ export interface Verification {
 }
 
 /** What every successful command answers: at least the position it was committed at. */
+/** A webhook subscription (command-api, `/api/v1/subscriptions`). */
+export interface Subscription {
+  name: string;
+  url: string;
+  types: string[];
+  status: 'active' | 'paused';
+  delivered_position: number;
+  head_position: number;
+  lag: number;
+  parked: number;
+  last_error: string | null;
+}
+
+/** The answer to making a subscription: the only time its secret is shown. */
+export interface CreatedSubscription {
+  name: string;
+  url: string;
+  types: string[];
+  after: number;
+  secret: string;
+  status: 'active' | 'paused';
+}
+
+/** query-api's `/api/v1/operations`: the pipeline at a glance (admin). */
+export interface OperationsStatus {
+  head_position: number;
+  relays: { name: string; position: number; lag: number; epoch: number }[];
+  projection: { name: string; position: number; lag: number };
+  parked: { position: number; event_type: string | null; reason: string; parked_at: string }[];
+  subscriptions_open: number;
+}
+
 export interface CommandAnswer {
   position: number;
   version?: number;
@@ -583,5 +615,30 @@ export class ApiClient {
       ...opts,
       query: 'as_of' in at ? { as_of: at.as_of } : { at_position: at.at_position },
     });
+  }
+
+  // ---- operations (admin): webhook subscriptions live in command-api (the gateway sends
+  // /api/v1/subscriptions there, reads included); the pipeline's status in query-api.
+  // Neither is a view of the projection, so no read waits for it (minPosition 0).
+
+  async listSubscriptions(opts: RequestOptions = {}) {
+    return this.request<{ items: Subscription[] }>('GET', '/api/v1/subscriptions', { minPosition: 0, ...opts });
+  }
+
+  async createSubscription(body: { name: string; url: string; types?: string[]; after?: number }, opts: RequestOptions = {}) {
+    return this.request<CreatedSubscription>('POST', '/api/v1/subscriptions', { ...opts, body });
+  }
+
+  async setSubscriptionPaused(name: string, paused: boolean, opts: RequestOptions = {}) {
+    const verb = paused ? 'pause' : 'resume';
+    return this.request<Subscription>('POST', `/api/v1/subscriptions/${encodeURIComponent(name)}/${verb}`, opts);
+  }
+
+  async deleteSubscription(name: string, opts: RequestOptions = {}) {
+    return this.request<null>('DELETE', `/api/v1/subscriptions/${encodeURIComponent(name)}`, opts);
+  }
+
+  async operationsStatus(opts: RequestOptions = {}) {
+    return this.request<OperationsStatus>('GET', '/api/v1/operations', { minPosition: 0, ...opts });
   }
 }

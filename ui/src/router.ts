@@ -10,6 +10,7 @@ export type Route =
   | { page: 'user'; id: string }
   | { page: 'money'; userId?: string }
   | { page: 'audit' }
+  | { page: 'operations' }
   | { page: 'not_found'; path: string };
 
 export function parseRoute(pathname: string, search = ''): Route {
@@ -26,6 +27,7 @@ export function parseRoute(pathname: string, search = ''): Route {
     return u ? { page: 'money', userId: u } : { page: 'money' };
   }
   if (path === '/audit') return { page: 'audit' };
+  if (path === '/operations') return { page: 'operations' };
   return { page: 'not_found', path };
 }
 
@@ -38,6 +40,7 @@ export function routePath(r: Route): string {
     case 'user': return `/users/${encodeURIComponent(r.id)}`;
     case 'money': return r.userId ? `/money?user=${encodeURIComponent(r.userId)}` : '/money';
     case 'audit': return '/audit';
+    case 'operations': return '/operations';
     case 'not_found': return r.path;
   }
 }
