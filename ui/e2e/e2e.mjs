@@ -14,6 +14,7 @@
 // 1 with the failed step, the reason, and a screenshot of the moment (failure-*.png).
 
 import { mkdirSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openBrowser } from './browser.mjs';
@@ -133,6 +134,47 @@ async function main() {
       const ok = await result.getAttribute('data-ok');
       if (ok !== 'true') throw new StepFailure(`verification reported a broken chain: ${await result.innerText()}`);
       await shot('06-audit');
+    });
+
+    await step('wire a webhook to a receiver and see its lag reach zero', async () => {
+      // A receiver on this machine: the dev stack allows http and loopback targets.
+      const received = [];
+      const receiver = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (c) => (body += c));
+        req.on('end', () => {
+          if (req.headers['webhook-signature']?.startsWith('v1,')) received.push(JSON.parse(body));
+          res.writeHead(204).end();
+        });
+      });
+      await new Promise((ok) => receiver.listen(0, '127.0.0.1', ok));
+      try {
+        const url = `http://127.0.0.1:${receiver.address().port}/hook`;
+        await page.click('[data-testid="nav-operations"]');
+        await page.waitForURL(/\/operations$/);
+        await expectVisible(page.locator('[data-testid="pipeline"]'), 'the pipeline card');
+        const name = `e2e-${stamp}`;
+        await page.fill('#webhook-name', name);
+        await page.fill('#webhook-url', url);
+        await page.fill('#webhook-types', 'transaction.*');
+        await page.check('[data-testid="webhook-from-start"]');
+        await page.click('[data-testid="webhook-submit"]');
+        await failOnProblem(page, page.locator('[data-testid="webhook-created"]'), 'making the webhook');
+        const secret = await page.locator('[data-testid="webhook-secret"]').innerText();
+        if (!secret.startsWith('whsec_')) throw new StepFailure(`the secret shown is ${secret}`);
+        // The deposit and the transfer (two events) reach the receiver; the page refreshes
+        // by itself until the subscription's lag is zero.
+        await expectVisible(page.locator(`[data-testid="webhooks"] tr[data-name="${name}"][data-lag="0"]`), 'the webhook caught up (lag 0)');
+        const deadline = Date.now() + TIMEOUT;
+        while (received.filter((e) => e.type.startsWith('transaction.')).length < 3 && Date.now() < deadline) {
+          await new Promise((ok) => setTimeout(ok, 100));
+        }
+        const types = received.map((e) => e.type);
+        if (types.length < 3) throw new StepFailure(`the receiver got ${JSON.stringify(types)}, expected the deposit and both halves of the transfer`);
+        await shot('08-operations');
+      } finally {
+        receiver.close();
+      }
     });
 
     await step("sign in as the first user and be refused the second's data", async () => {
