@@ -10,7 +10,8 @@
 //! - **doubled**: in the log more than once;
 //! - **applied but told failed**: in the log, while the answer was an error other than
 //!   `outcome_unknown` (a client that retries as told moves the money twice);
-//! - **unexpected**: in the log, never sent.
+//! - **unexpected**: in the log, never sent;
+//! - **views differing** from a rebuild of the same log (counted by the caller).
 //!
 //! An `outcome_unknown` answer is true whichever way it went; a request that got no
 //! answer at all (the client gave up) is counted, never judged.
@@ -77,6 +78,9 @@ pub struct Verdict {
     /// `outcome_unknown` answers whose command the log holds (true answers, counted).
     pub unknown_applied: u64,
     pub unknown_not_applied: u64,
+    /// Read-model rows that differ from a rebuild of the same log (set by the caller
+    /// with [`Verdict::with_views_differing`]: the history knows commands, not views).
+    pub views_differing: u64,
 }
 
 impl Verdict {
@@ -86,6 +90,13 @@ impl Verdict {
             && self.doubled.is_empty()
             && self.applied_but_told_failed.is_empty()
             && self.unexpected.is_empty()
+            && self.views_differing == 0
+    }
+
+    /// The verdict with the number of read-model rows a rebuild found different.
+    pub fn with_views_differing(mut self, rows: u64) -> Self {
+        self.views_differing = rows;
+        self
     }
 }
 
@@ -109,6 +120,7 @@ impl fmt::Display for Verdict {
             let shown: Vec<&str> = ids.iter().take(5).map(String::as_str).collect();
             writeln!(f, "{name}: {} {shown:?}", ids.len())?;
         }
+        writeln!(f, "view rows differing from a rebuild: {}", self.views_differing)?;
         Ok(())
     }
 }
@@ -213,6 +225,15 @@ mod tests {
         assert_eq!((v.unknown_applied, v.unknown_not_applied), (1, 1));
         assert_eq!(v.answers["applied"], 3);
         assert!(!v.is_true());
+    }
+
+    #[test]
+    fn views_that_differ_from_a_rebuild_make_a_verdict_false() {
+        let h = History::new();
+        h.record("a", Answer::Applied);
+        let v = h.check(&applied(&[("a", 1)]));
+        assert!(v.is_true());
+        assert!(!v.with_views_differing(2).is_true());
     }
 
     #[test]

@@ -53,14 +53,17 @@ impl PrivateMariaDb {
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir_all(&dir).expect("create the private MariaDB's directory");
+        // Temporary files of its own too: servers set up side by side must not meet in /tmp.
+        std::fs::create_dir_all(dir.join("tmp")).expect("create the private MariaDB's directory");
         let out = Command::new(tool("MARIADB_INSTALL_DB", "mariadb-install-db"))
+            .env("TMPDIR", dir.join("tmp"))
             .args([
                 "--no-defaults",
                 &format!("--datadir={}", dir.join("data").display()),
                 "--user=root",
                 "--auth-root-authentication-method=socket",
                 "--skip-test-db",
+                &format!("--tmpdir={}", dir.join("tmp").display()),
             ])
             .output()
             .expect("run mariadb-install-db (package mariadb-server)");
@@ -142,6 +145,7 @@ impl PrivateMariaDb {
             format!("--log-error={}", self.dir.join("error.log").display()),
             "--user=root".into(),
             "--skip-name-resolve".into(),
+            format!("--tmpdir={}", self.dir.join("tmp").display()),
             "--innodb-buffer-pool-size=64M".into(),
             "--max-connections=500".into(),
         ];

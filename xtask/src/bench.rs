@@ -24,7 +24,8 @@ use crate::database::DbArgs;
 
 #[derive(clap::Args, Clone)]
 pub struct BenchArgs {
-    /// What to measure: `append`, `append-probe`, `commands`, `pipeline`, `views` or `all`.
+    /// What to measure: `append`, `append-probe`, `commands`, `pipeline`, `views`,
+    /// `subscriptions` or `all`.
     #[arg(default_value = "append")]
     pub what: String,
     /// Seconds each measured run lasts.
@@ -71,14 +72,16 @@ pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
             append(db, args).await?;
             crate::bench_commands::run(db, args).await?;
             crate::bench_pipeline::run(db, args).await?;
-            crate::bench_views::run(db, args).await
+            crate::bench_views::run(db, args).await?;
+            crate::bench_subscriptions::run(db, args).await
         }
         "append-probe" => append_probe(db, args).await,
         "commands" => crate::bench_commands::run(db, args).await,
         "pipeline" => crate::bench_pipeline::run(db, args).await,
         "views" => crate::bench_views::run(db, args).await,
+        "subscriptions" => crate::bench_subscriptions::run(db, args).await,
         other => anyhow::bail!(
-            "unknown benchmark {other:?}; known: append, append-probe, commands, pipeline, views, all"
+            "unknown benchmark {other:?}; known: append, append-probe, commands, pipeline, views, subscriptions, all"
         ),
     }
 }

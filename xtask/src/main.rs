@@ -13,6 +13,7 @@
 mod bench;
 mod bench_commands;
 mod bench_pipeline;
+mod bench_subscriptions;
 mod bench_views;
 mod broker;
 mod cpu;
