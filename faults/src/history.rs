@@ -120,7 +120,11 @@ impl fmt::Display for Verdict {
             let shown: Vec<&str> = ids.iter().take(5).map(String::as_str).collect();
             writeln!(f, "{name}: {} {shown:?}", ids.len())?;
         }
-        writeln!(f, "view rows differing from a rebuild: {}", self.views_differing)?;
+        writeln!(
+            f,
+            "view rows differing from a rebuild: {}",
+            self.views_differing
+        )?;
         Ok(())
     }
 }

@@ -4,7 +4,8 @@
 //! structured mode: the body a RabbitMQ subscriber gets) with the Standard Webhooks
 //! headers. The next event goes only after a 2xx for this one; anything else, or no
 //! answer within the timeout, is tried again after 1 s, 2 s, 4 s … up to 5 min. The
-//! checkpoint moves only past a 2xx: at least once, in order, per subscription.
+//! checkpoint moves only past a 2xx (stored in batches): at least once, in order, per
+//! subscription.
 //!
 //! A standby takes over within the lock's wait after the leader's connection ends and
 //! resumes every subscription after its stored checkpoint (an event in flight when the
@@ -313,12 +314,14 @@ impl Deliverer {
                 .filter_map(|t| TypePattern::parse(t).ok())
                 .collect(),
         );
-        let mut position = subscription.delivered_position;
+        let mut progress = Progress::new(&self.table, &name, subscription.delivered_position);
+        let url = subscription.url.clone();
         loop {
             if *stop.borrow() {
-                return Ok(());
+                return progress.flush().await;
             }
             let head_before = *head.borrow_and_update();
+            let position = progress.position;
             let page = self
                 .store
                 .read_all(position, 200)
@@ -333,6 +336,8 @@ impl Deliverer {
                 .get_or_create(&label)
                 .set(i64::try_from(log_head.saturating_sub(position)).unwrap_or(i64::MAX));
             if page.is_empty() {
+                // Caught up: what was delivered is stored before waiting.
+                progress.flush().await?;
                 self.metrics.lag_seconds.get_or_create(&label).set(0);
                 if *head.borrow() > head_before {
                     continue;
@@ -343,35 +348,24 @@ impl Deliverer {
                 }
                 continue;
             }
-            let mut skipped = None;
             for event in page {
                 if !types.matches(event.event_type.as_str()) {
-                    position = event.position;
-                    skipped = Some(position);
+                    progress.passed(event.position, false).await?;
                     continue;
-                }
-                if let Some(p) = skipped.take() {
-                    self.table
-                        .skipped(&name, p)
-                        .await
-                        .map_err(|e| e.to_string())?;
                 }
                 let age = (OffsetDateTime::now_utc() - event.recorded_at).whole_seconds();
                 self.metrics
                     .lag_seconds
                     .get_or_create(&label)
                     .set(age.max(0));
-                if !self.deliver_one(&name, &secret, &event, &mut stop).await? {
-                    return Ok(());
+                if !self
+                    .deliver_one(&name, &url, &secret, &event, &mut progress, &mut stop)
+                    .await?
+                {
+                    return progress.flush().await;
                 }
-                position = event.position;
+                progress.passed(event.position, true).await?;
                 self.metrics.delivered.get_or_create(&label).inc();
-            }
-            if let Some(p) = skipped {
-                self.table
-                    .skipped(&name, p)
-                    .await
-                    .map_err(|e| e.to_string())?;
             }
         }
     }
@@ -380,33 +374,30 @@ impl Deliverer {
     async fn deliver_one(
         &self,
         name: &SubscriptionName,
+        url: &str,
         secret: &SigningSecret,
         event: &RecordedEvent,
+        progress: &mut Progress<'_>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<bool, String> {
         let cloud_event =
             CloudEvent::from_recorded(event, &self.settings.source).map_err(|e| e.to_string())?;
         let body = serde_json::to_vec(&cloud_event).map_err(|e| e.to_string())?;
-        let url = self.current_url(name).await?;
         let id = event.event_id.to_string();
         let label = DeliveryMetrics::label(name);
         let mut pause = self.settings.min_backoff;
         loop {
-            let outcome = match self.settings.policy.check_url(&url) {
+            let outcome = match self.settings.policy.check_url(url) {
                 Err(refused) => Err(refused.to_string()),
                 Ok(target) => self.post(target, &id, secret, &body).await,
             };
             match outcome {
-                Ok(()) => {
-                    self.table
-                        .delivered(name, event.position, OffsetDateTime::now_utc())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    return Ok(true);
-                }
+                Ok(()) => return Ok(true),
                 Err(why) => {
                     self.metrics.failures.get_or_create(&label).inc();
                     tracing::info!(subscription = %name, position = event.position, error = %why, retry_in_ms = pause.as_millis() as u64, "webhook delivery failed");
+                    // What came before this event is delivered: store it, then why not.
+                    progress.flush().await?;
                     self.table
                         .failed(name, &why)
                         .await
@@ -419,16 +410,6 @@ impl Deliverer {
             }
             pause = (pause * 2).min(self.settings.max_backoff);
         }
-    }
-
-    async fn current_url(&self, name: &SubscriptionName) -> Result<String, String> {
-        let subscription = self
-            .table
-            .get(name)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the subscription is gone")?;
-        Ok(subscription.url)
     }
 
     async fn post(
@@ -461,6 +442,62 @@ impl Deliverer {
 
 /// A subscription's delivery task. Dropped (the leader's task ended, or was cancelled
 /// with its process), it is aborted: no worker outlives its leader's term.
+/// A subscription's checkpoint as delivered, stored every `FLUSH_EVENTS` events or
+/// `FLUSH_AFTER`, when caught up, before a failure is recorded and when stopping: one
+/// write per event would bound delivery at the database's commit rate. A crash sends
+/// what was delivered since the last store again (at least once).
+struct Progress<'a> {
+    table: &'a SubscriptionTable,
+    name: &'a SubscriptionName,
+    position: u64,
+    stored: u64,
+    delivered: bool,
+    since: std::time::Instant,
+}
+
+const FLUSH_EVENTS: u64 = 100;
+const FLUSH_AFTER: Duration = Duration::from_millis(250);
+
+impl<'a> Progress<'a> {
+    fn new(table: &'a SubscriptionTable, name: &'a SubscriptionName, position: u64) -> Self {
+        Self {
+            table,
+            name,
+            position,
+            stored: position,
+            delivered: false,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// Event `position` is done: delivered, or `false` when it did not match.
+    async fn passed(&mut self, position: u64, delivered: bool) -> Result<(), String> {
+        self.position = position;
+        self.delivered |= delivered;
+        if position - self.stored >= FLUSH_EVENTS || self.since.elapsed() >= FLUSH_AFTER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        if self.position > self.stored {
+            let stored = if self.delivered {
+                self.table
+                    .delivered(self.name, self.position, OffsetDateTime::now_utc())
+                    .await
+            } else {
+                self.table.skipped(self.name, self.position).await
+            };
+            stored.map_err(|e| e.to_string())?;
+            self.stored = self.position;
+            self.delivered = false;
+        }
+        self.since = std::time::Instant::now();
+        Ok(())
+    }
+}
+
 struct Worker {
     handle: JoinHandle<()>,
     stop: watch::Sender<bool>,

@@ -65,7 +65,10 @@ pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     bench_db.drop_it().await?;
     let r = result?;
     println!();
-    println!("subscriptions, log of {} events ({} cores)", r.events, r.cores);
+    println!(
+        "subscriptions, log of {} events ({} cores)",
+        r.events, r.cores
+    );
     println!(
         "  read_all            {:>10.0} events/s (the limit)",
         r.read_all_events_per_s
@@ -105,8 +108,8 @@ async fn measure(
     let bench = crate::history::Bench::prepare(options).await?;
     eprintln!("writing a history of {} events …", args.events);
     let users = (args.events / 500).clamp(200, 5_000);
-    let head = crate::history::write(&bench.store, &bench.keys, users, args.events, &mut |_| {})
-        .await?;
+    let head =
+        crate::history::write(&bench.store, &bench.keys, users, args.events, &mut |_| {}).await?;
     report.events = head;
 
     eprintln!("read_all over the log …");
@@ -146,7 +149,8 @@ async fn measure(
     let secs = started.elapsed().as_secs_f64();
     report.sse_catch_up_events_per_s = (head as f64 / secs).round();
     report.sse_catch_up_mb_per_s = round2(bytes as f64 / secs / 1e6);
-    report.sse_vs_read_all = round2(report.sse_catch_up_events_per_s / report.read_all_events_per_s.max(1.0));
+    report.sse_vs_read_all =
+        round2(report.sse_catch_up_events_per_s / report.read_all_events_per_s.max(1.0));
 
     // The webhook receiver, and a deliverer following a subscription from the head.
     let receiver = Receiver::start().await?;
@@ -154,8 +158,8 @@ async fn measure(
     let master = keyring::MasterKeys::from_keys([(1, bench.master_key)])?;
     let subscribe = |name: &'static str, after: u64, url: String| {
         let table = table.clone();
-        let wrapped = keyring::DataKey::generate(uuid::Uuid::new_v4())
-            .and_then(|key| master.wrap(&key));
+        let wrapped =
+            keyring::DataKey::generate(uuid::Uuid::new_v4()).and_then(|key| master.wrap(&key));
         async move {
             let new = webhooks::NewSubscription {
                 name: webhooks::SubscriptionName::parse(name)?,
@@ -185,14 +189,19 @@ async fn measure(
     )?;
     wait_listening(WEBHOOKS_METRICS, "the webhook deliverer").await?;
 
-    eprintln!("live latency: appends at {PACE_PER_S}/s for {} s …", args.seconds);
+    eprintln!(
+        "live latency: appends at {PACE_PER_S}/s for {} s …",
+        args.seconds
+    );
     let mut live = SseStream::open(&token, head).await?;
     let sse_seen: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let reader = {
         let seen = sse_seen.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((position, _)) = live.next_event().await else { return };
+                let Ok((position, _)) = live.next_event().await else {
+                    return;
+                };
                 if let Ok(mut s) = seen.lock() {
                     s.insert(position, Instant::now());
                 }
