@@ -4,6 +4,9 @@
 //! dedicated: taken out of the pool, never shared. The checkpoint is read and written
 //! over that same connection; a relay whose lock connection died therefore cannot move
 //! the checkpoint, and learns of the loss on its next write or check.
+//!
+//! The anchor signer (`crate::anchor`) takes turns the same way, under locks of its own
+//! kind (`anchor:<database>:<name>`), and writes its anchors over its lock connection.
 
 use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlConnection, MySqlPool};
@@ -19,13 +22,14 @@ pub(crate) struct LockConnection {
 
 /// `GET_LOCK` names are server-wide and at most 64 characters: the database is part of
 /// the name (each test database has its own relays), hashed when it would not fit.
-fn lock_name(database: &str, relay: &str) -> String {
-    let plain = format!("relay:{database}:{relay}");
+/// `kind` keeps the leaderships of different jobs apart (`relay`, `anchor`).
+fn lock_name(kind: &str, database: &str, relay: &str) -> String {
+    let plain = format!("{kind}:{database}:{relay}");
     if plain.len() <= 64 {
         return plain;
     }
     let digest = Sha256::digest(format!("{database}:{relay}").as_bytes());
-    let mut hashed = format!("relay:{}", hex::encode(digest));
+    let mut hashed = format!("{kind}:{}", hex::encode(digest));
     hashed.truncate(64);
     hashed
 }
@@ -33,6 +37,15 @@ fn lock_name(database: &str, relay: &str) -> String {
 impl LockConnection {
     /// A dedicated connection for the lock of relay `name`.
     pub(crate) async fn open(pool: &MySqlPool, name: &str) -> Result<Self, RelayError> {
+        Self::open_for(pool, "relay", name).await
+    }
+
+    /// A dedicated connection for the lock `kind:<database>:name`.
+    pub(crate) async fn open_for(
+        pool: &MySqlPool,
+        kind: &str,
+        name: &str,
+    ) -> Result<Self, RelayError> {
         let mut conn = pool
             .acquire()
             .await
@@ -44,8 +57,13 @@ impl LockConnection {
             .map_err(RelayError::database("naming the database"))?;
         Ok(Self {
             conn,
-            lock: lock_name(&database.unwrap_or_default(), name),
+            lock: lock_name(kind, &database.unwrap_or_default(), name),
         })
+    }
+
+    /// The connection that holds the lock, for writes only the leader may make.
+    pub(crate) fn connection(&mut self) -> &mut MySqlConnection {
+        &mut self.conn
     }
 
     /// Waits up to `wait_seconds` for the lock; `true` once this connection holds it. The
@@ -118,10 +136,14 @@ mod tests {
 
     #[test]
     fn lock_names_fit_the_servers_limit() {
-        assert_eq!(lock_name("example", "main"), "relay:example:main");
-        let long = lock_name(&"d".repeat(60), "main");
+        assert_eq!(lock_name("relay", "example", "main"), "relay:example:main");
+        let long = lock_name("relay", &"d".repeat(60), "main");
         assert_eq!(long.len(), 64);
         assert!(long.starts_with("relay:"));
-        assert_ne!(long, lock_name(&"d".repeat(60), "other"));
+        assert_ne!(long, lock_name("relay", &"d".repeat(60), "other"));
+        assert_ne!(
+            lock_name("anchor", "example", "main"),
+            lock_name("relay", "example", "main")
+        );
     }
 }

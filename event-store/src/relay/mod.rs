@@ -20,11 +20,11 @@
 //! `position`. A relay that cannot confirm it still holds the lock stops publishing at
 //! once.
 
-mod backoff;
+pub(crate) mod backoff;
 mod envelope;
 mod error;
 mod grant;
-mod leader;
+pub(crate) mod leader;
 mod observer;
 mod session;
 #[cfg(feature = "testing")]
@@ -374,7 +374,7 @@ pub(crate) struct Stop {
 }
 
 impl Stop {
-    fn new(signal: impl Future<Output = ()> + Send + 'static) -> Self {
+    pub(crate) fn new(signal: impl Future<Output = ()> + Send + 'static) -> Self {
         Self {
             signal: Box::pin(signal),
             fired: false,
