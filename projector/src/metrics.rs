@@ -26,6 +26,7 @@ pub(crate) struct ProjectorMetrics {
     pub gaps_filled: Counter,
     pub parked_skipped: Counter,
     pub unplaceable: Counter,
+    pub ignored: Counter,
     pub poisoned: Gauge,
     pub poison_position: Gauge,
 }
@@ -48,6 +49,7 @@ impl ProjectorMetrics {
             gaps_filled: Counter::default(),
             parked_skipped: Counter::default(),
             unplaceable: Counter::default(),
+            ignored: Counter::default(),
             poisoned: Gauge::default(),
             poison_position: Gauge::default(),
         };
@@ -117,6 +119,11 @@ impl ProjectorMetrics {
             "projector_unplaceable_messages",
             "Messages without a readable position, dead-lettered",
             this.unplaceable.clone(),
+        );
+        metrics.register(
+            "projector_ignored_messages",
+            "Messages that are not events of the log (signed anchors), acknowledged and skipped",
+            this.ignored.clone(),
         );
         metrics.register(
             "projector_poisoned",
