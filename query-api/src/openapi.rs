@@ -9,7 +9,7 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
 
-use crate::{audit, balances, transactions, users};
+use crate::{anchors, audit, balances, export, transactions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,9 @@ use crate::{audit, balances, transactions, users};
         audit::list_events,
         audit::verify,
         audit::historic_balances,
+        export::export,
+        anchors::list_anchors,
+        anchors::jwks,
         openapi_json,
     ),
     components(
@@ -39,6 +42,7 @@ use crate::{audit, balances, transactions, users};
             balances::BalancesView, balances::Balance,
             transactions::TransactionView, transactions::TransactionPage,
             audit::AuditEvent, audit::AuditEventPage, audit::VerifyView, audit::HistoricBalances,
+            anchors::AnchorView, anchors::AnchorPage,
         ),
         responses(Unauthenticated, Forbidden, NotFound, ValidationFailed, Unavailable)
     ),
@@ -46,7 +50,7 @@ use crate::{audit, balances, transactions, users};
     tags(
         (name = "users", description = "Users and their balances"),
         (name = "transactions", description = "Deposits, withdrawals, transfers"),
-        (name = "audit", description = "The event log itself: pages, hash-chain verification, replays (auditor, admin)"),
+        (name = "audit", description = "The event log itself: pages, hash-chain verification, replays, the NDJSON export, signed anchors and their JWKS (auditor, admin)"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]
