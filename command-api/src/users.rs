@@ -371,11 +371,40 @@ pub(crate) async fn erase_personal_data(
         },
     )
     .await?;
-    // After the commit, and on every repeat: a shredding interrupted before it finished
-    // is completed by the next request. Shredding is idempotent.
+    // After the commit, and on every repeat: a register line or a shredding interrupted
+    // before it finished is completed by the next request. Both are idempotent.
+    record_erasure(state, user_id, reply.position()).await;
     state.keys.shred(user_id.as_uuid()).await?;
     tracing::info!(%user_id, "personal data erased");
     Ok(reply)
+}
+
+/// Appends the erasure to the register outside the database (ADR 0019), if there is one.
+/// A failure does not fail the erasure, which the log already holds and the shredding
+/// completes: it is logged and counted, and a repeat of the request records it.
+async fn record_erasure(state: &AppState, user_id: UserId, position: u64) {
+    let Some(register) = state.erasure_register.clone() else {
+        return;
+    };
+    let erasure = keyring::Erasure {
+        subject: user_id.as_uuid(),
+        position,
+        erased_at: time::OffsetDateTime::now_utc(),
+    };
+    let written = tokio::task::spawn_blocking(move || register.record(&erasure)).await;
+    let error = match written {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => "the writing task failed".to_owned(),
+    };
+    state.counters.register_failed();
+    tracing::error!(
+        %user_id,
+        position,
+        error,
+        "ERASURE NOT IN THE REGISTER: a restore to before this erasure would not shred \
+         again; repeat DELETE /api/v1/users/{{id}}/personal-data to record it"
+    );
 }
 
 /// The append of a one-stream user command, or the unchanged answer if `decide` found

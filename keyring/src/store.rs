@@ -139,16 +139,7 @@ impl KeyStore {
     /// Old row images may linger in InnoDB undo logs, binary logs and backups until they
     /// are purged or expire; their retention bounds how complete the shredding is.
     pub async fn shred(&self, subject: Uuid) -> Result<(), KeyringError> {
-        sqlx::query(
-            "INSERT INTO data_keys (subject, master_version, wrapped, created_at, shredded_at) \
-             VALUES (?, NULL, NULL, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) \
-             ON DUPLICATE KEY UPDATE master_version = NULL, wrapped = NULL, \
-             shredded_at = COALESCE(shredded_at, UTC_TIMESTAMP(6))",
-        )
-        .bind(subject)
-        .execute(&self.inner.pool)
-        .await
-        .map_err(KeyringError::database("shredding a data key"))?;
+        crate::register::shred_key(&self.inner.pool, subject).await?;
         self.inner.cache.forget_shredded(subject);
         Ok(())
     }
