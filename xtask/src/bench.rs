@@ -24,7 +24,8 @@ use crate::database::DbArgs;
 
 #[derive(clap::Args, Clone)]
 pub struct BenchArgs {
-    /// What to measure: `append`, `append-probe`, `commands`, `pipeline`, `views` or `all`.
+    /// What to measure: `append`, `append-probe`, `commands`, `pipeline`, `views`,
+    /// `export` or `all`.
     #[arg(default_value = "append")]
     pub what: String,
     /// Seconds each measured run lasts.
@@ -36,7 +37,7 @@ pub struct BenchArgs {
     /// Concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub concurrency: Vec<usize>,
-    /// `pipeline`: events in the log the rebuild replays.
+    /// `pipeline`, `export`: events in the log the rebuild (the export) reads.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: usize,
     /// `pipeline`: events the relay publishes and the projector drains, after the rebuild.
@@ -71,14 +72,16 @@ pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
             append(db, args).await?;
             crate::bench_commands::run(db, args).await?;
             crate::bench_pipeline::run(db, args).await?;
-            crate::bench_views::run(db, args).await
+            crate::bench_views::run(db, args).await?;
+            crate::bench_export::run(db, args).await
         }
         "append-probe" => append_probe(db, args).await,
         "commands" => crate::bench_commands::run(db, args).await,
         "pipeline" => crate::bench_pipeline::run(db, args).await,
         "views" => crate::bench_views::run(db, args).await,
+        "export" => crate::bench_export::run(db, args).await,
         other => anyhow::bail!(
-            "unknown benchmark {other:?}; known: append, append-probe, commands, pipeline, views, all"
+            "unknown benchmark {other:?}; known: append, append-probe, commands, pipeline, views, export, all"
         ),
     }
 }

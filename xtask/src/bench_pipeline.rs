@@ -596,7 +596,7 @@ struct Paced {
 }
 
 /// `VmHWM` of a process: the most memory it held resident.
-fn peak_memory_mib(pid: u32) -> Option<f64> {
+pub(crate) fn peak_memory_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -15,6 +15,7 @@
 mod backup;
 mod bench;
 mod bench_commands;
+mod bench_export;
 mod bench_pipeline;
 mod bench_views;
 mod cpu;

@@ -134,8 +134,9 @@ impl Progress {
     fn print(&self, done: u64) {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         let rate = mib(done) / self.started.elapsed().as_secs_f64().max(1e-3);
+        // The server's size estimate can be stale: past it, say nothing of it.
         let of = match self.total {
-            Some(total) if total > 0 => format!(
+            Some(total) if total > 0 && done <= total => format!(
                 " of ≈{:.1} MiB ({:.0}%)",
                 mib(total),
                 (done as f64 * 100.0 / total as f64).min(100.0)
