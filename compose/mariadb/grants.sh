@@ -2,8 +2,9 @@
 # One-shot after `migrate` (service db-grants, in the MariaDB image for its client): the
 # least-privilege accounts of the services that are neither the owner nor the writer.
 #
-#   example_relay   SELECT on events; SELECT, INSERT, UPDATE on relay_checkpoints
-#                   (what event_store::relay::grant_relay grants)
+#   example_relay   SELECT on events; SELECT, INSERT, UPDATE on relay_checkpoints and
+#                   on anchors (its anchor signer) (what event_store::relay::grant_relay
+#                   grants)
 #   example_reader  SELECT on the whole database, for query-api: the read tables, events
 #                   (audit) and data_keys (opening personal data). Database-level on
 #                   purpose: `projector rebuild` swaps in freshly created read tables,
@@ -33,6 +34,7 @@ CREATE USER IF NOT EXISTS 'example_relay'@'%' IDENTIFIED BY '$relay_password';
 ALTER USER 'example_relay'@'%' IDENTIFIED BY '$relay_password';
 GRANT SELECT ON \`$db\`.\`events\` TO 'example_relay'@'%';
 GRANT SELECT, INSERT, UPDATE ON \`$db\`.\`relay_checkpoints\` TO 'example_relay'@'%';
+GRANT SELECT, INSERT, UPDATE ON \`$db\`.\`anchors\` TO 'example_relay'@'%';
 CREATE USER IF NOT EXISTS 'example_reader'@'%' IDENTIFIED BY '$reader_password';
 ALTER USER 'example_reader'@'%' IDENTIFIED BY '$reader_password';
 GRANT SELECT ON \`$db\`.* TO 'example_reader'@'%';

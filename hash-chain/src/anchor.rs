@@ -543,6 +543,19 @@ mod tests {
     }
 
     #[test]
+    fn a_key_and_jwks_made_by_openssl_as_compose_makes_them_are_read_alike() {
+        // compose/gen-secrets.sh: `openssl genpkey -algorithm ed25519`, and the JWKS its
+        // shell lines compute from the public key (a test key, used nowhere else).
+        const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIABcu9ZnRizYLEo5v1t95w1Sz/V4ORPNGBTzMvvece3L\n-----END PRIVATE KEY-----";
+        const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"QBMU0XAtrbQbAhuMZR1_hBqE9VmxdUa5iA_-uBlIfMc","kid":"y98GWBHLS0T2jfVsJE1nPs4vXnBRJ_MbAVLZ4cFM5gQ","use":"sig","alg":"EdDSA"}]}"#;
+        let key = SigningKey::from_pem(PEM).unwrap();
+        let jwks = Jwks::parse(JWKS).unwrap();
+        assert_eq!(jwks.keys[0], key.public_jwk());
+        let anchor = SignedAnchor::sign(payload(1), &key);
+        assert_eq!(anchor.verify(&jwks).unwrap(), key.kid());
+    }
+
+    #[test]
     fn rfc_8037_example_thumbprint() {
         // RFC 8037 appendix A.3.
         let x = URL_SAFE_NO_PAD

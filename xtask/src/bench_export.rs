@@ -323,6 +323,7 @@ async fn measure(
         anchors: None,
         jwks: Some(jwks_file.clone()),
         rebuild: false,
+        projector: None,
         json: false,
     })
     .await?;

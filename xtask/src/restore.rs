@@ -57,6 +57,9 @@ pub struct RestoreArgs {
     /// Rebuild the read tables with `projector rebuild` afterwards.
     #[arg(long)]
     pub rebuild: bool,
+    /// The projector binary `--rebuild` runs; unset: the workspace's debug build.
+    #[arg(long, env = "PROJECTOR_BIN")]
+    pub projector: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -155,7 +158,7 @@ pub async fn run(args: &RestoreArgs) -> anyhow::Result<RestoreReport> {
     let anchors = check_anchors(args, &store, verified.head_position).await?;
     let erasures = reapply_erasures(args, &store, keys_target.as_ref().unwrap_or(&target)).await?;
     let rebuilt = if args.rebuild {
-        rebuild(&target)?;
+        rebuild(&target, args.projector.as_deref())?;
         true
     } else {
         false
@@ -389,11 +392,11 @@ async fn reapply_erasures(
     Ok(reapplied)
 }
 
-/// `projector rebuild` on the restored database: `PROJECTOR_BIN`, or the workspace's
-/// own build.
-fn rebuild(target: &Target) -> anyhow::Result<()> {
-    let program = match std::env::var_os("PROJECTOR_BIN") {
-        Some(bin) => PathBuf::from(bin),
+/// `projector rebuild` on the restored database: `projector`, or the workspace's own
+/// build.
+fn rebuild(target: &Target, projector: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let program = match projector {
+        Some(bin) => bin.to_owned(),
         None => {
             let root = crate::stack::workspace_root();
             let status = std::process::Command::new(crate::env_cargo())
