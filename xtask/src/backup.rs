@@ -82,6 +82,13 @@ pub async fn run(args: &BackupArgs) -> anyhow::Result<Manifest> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    // The dumps hold wrapped data keys and every event: the owner's eyes only.
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        &args.out,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .with_context(|| format!("restricting {}", args.out.display()))?;
 
     let (server_version, log_bin, head) = look(&source).await?;
     if !log_bin {
@@ -200,7 +207,12 @@ async fn dump(
         .context("starting mariadb-dump (package mariadb-client)")?;
     let stdout = child.stdout.take().context("mariadb-dump's output")?;
     let path = dir.join(file);
-    let out = tokio::fs::File::create(&path)
+    let mut create = tokio::fs::OpenOptions::new();
+    create.write(true).create_new(true);
+    #[cfg(unix)]
+    create.mode(0o600);
+    let out = create
+        .open(&path)
         .await
         .with_context(|| format!("creating {}", path.display()))?;
     let mut progress = Progress::new(
