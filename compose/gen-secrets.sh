@@ -49,6 +49,16 @@ make_secret mariadb-encryption-keys sh -c 'printf "1;%s\n" "$(openssl rand -hex 
 # data keys) and the e-mail blind-index key (32 bytes, base64).
 make_secret master-keys sh -c "printf '1:%s\n' \"\$(openssl rand -base64 32)\""
 make_secret blind-index-key key32
+# The relay's anchor signer: an Ed25519 key (PKCS#8 PEM), and the anchors' JWKS with its
+# public half (kid = the RFC 7638 thumbprint) that query-api serves. A rotation adds a
+# key to the JWKS and replaces the key file (docs/runbook.md, rotating the anchor key).
+make_secret anchor-signing-key.pem openssl genpkey -algorithm ed25519
+make_secret anchor-jwks.json sh -c "
+    x=\$(openssl pkey -in '$dir/anchor-signing-key.pem' -pubout -outform DER | tail -c 32 \
+        | openssl base64 -A | tr '+/' '-_' | tr -d '=')
+    kid=\$(printf '{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}' \"\$x\" \
+        | openssl dgst -sha256 -binary | openssl base64 -A | tr '+/' '-_' | tr -d '=')
+    printf '{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\",\"kid\":\"%s\",\"use\":\"sig\",\"alg\":\"EdDSA\"}]}\n' \"\$x\" \"\$kid\""
 # Fluent Bit takes its Elasticsearch password as a config line it includes (its image
 # has no shell to read a plain file with).
 make_secret fluent-bit-elastic.conf sh -c "printf '@SET ELASTIC_PASSWORD=%s\n' \"\$(cat '$dir/elastic-password')\""

@@ -22,6 +22,7 @@ pub const DEFAULT_DATABASE_URL: &str =
 /// File names inside the dev directory.
 pub const DEV_MASTER_KEYS_FILE: &str = "master-keys";
 pub const DEV_BLIND_INDEX_KEY_FILE: &str = "blind-index-key";
+pub const DEV_ERASURE_REGISTER_FILE: &str = "erasure-register.ndjson";
 
 #[derive(Clone, clap::Parser)]
 #[command(name = "command-api", about = "The ledger's command API (API.md)")]
@@ -57,6 +58,10 @@ pub struct Config {
     /// File holding the blind-index key.
     #[arg(long, env = "BLIND_INDEX_KEY_FILE", conflicts_with = "blind_index_key")]
     pub blind_index_key_file: Option<PathBuf>,
+    /// The erasure register, a file outside the database and its backups, to which
+    /// every erasure is appended (docs/adr/0019). Unset: `<DEV_DIR>/erasure-register.ndjson`.
+    #[arg(long, env = "ERASURE_REGISTER_FILE")]
+    pub erasure_register_file: Option<PathBuf>,
     /// Where dev secrets are loaded from, or made, when no key is configured.
     #[arg(long, env = "DEV_DIR", default_value = ".dev")]
     pub dev_dir: PathBuf,
@@ -130,6 +135,7 @@ impl fmt::Debug for Config {
             .field("blind_index_key", &self.blind_index_key)
             .field("blind_index_key_file", &self.blind_index_key_file)
             .field("dev_dir", &self.dev_dir)
+            .field("erasure_register_file", &self.erasure_register_file)
             .field("currencies", &self.currencies)
             .field("max_attempts", &self.max_attempts)
             .field(
@@ -155,6 +161,13 @@ impl Config {
         self.keys_database_url
             .as_ref()
             .unwrap_or(&self.database_url)
+    }
+
+    /// The erasure register's file.
+    pub fn erasure_register(&self) -> PathBuf {
+        self.erasure_register_file
+            .clone()
+            .unwrap_or_else(|| self.dev_dir.join(DEV_ERASURE_REGISTER_FILE))
     }
 
     pub fn currency_set(&self) -> anyhow::Result<CurrencySet> {

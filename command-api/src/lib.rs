@@ -55,7 +55,7 @@ use tokio::net::TcpListener;
 
 pub use config::{
     dev_secrets, Config, Secret, Secrets, Task, DEFAULT_ADDR, DEFAULT_DATABASE_URL,
-    DEV_BLIND_INDEX_KEY_FILE, DEV_MASTER_KEYS_FILE,
+    DEV_BLIND_INDEX_KEY_FILE, DEV_ERASURE_REGISTER_FILE, DEV_MASTER_KEYS_FILE,
 };
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
@@ -182,7 +182,8 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     .with_max_attempts(config.max_attempts)
     .with_webhook_policy(webhooks::TargetPolicy {
         allow_insecure: config.webhook_allow_insecure,
-    }))
+    })
+    .with_erasure_register(keyring::ErasureRegister::new(config.erasure_register())))
 }
 
 /// Every route: the commands, `/openapi.json`, `/health/live`, `/health/ready` (MariaDB

@@ -58,6 +58,11 @@ impl Reply {
         }
     }
 
+    /// The position the answer was committed at.
+    pub(crate) fn position(&self) -> u64 {
+        self.position
+    }
+
     pub(crate) fn replayed(answer: Answer, position: u64) -> Self {
         Self {
             answer,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use event_store::EventStore;
-use keyring::{BlindIndex, KeyStore};
+use keyring::{BlindIndex, ErasureRegister, KeyStore};
 use ledger::CurrencySet;
 use platform::prometheus_client::metrics::counter::Counter;
 use platform::prometheus_client::metrics::family::Family;
@@ -31,6 +31,8 @@ pub struct AppState {
     pub(crate) webhooks: webhooks::SubscriptionTable,
     /// Which webhook targets may be subscribed.
     pub(crate) webhook_policy: webhooks::TargetPolicy,
+    /// Where erasures are recorded outside the database (ADR 0019); `None`: nowhere.
+    pub(crate) erasure_register: Option<Arc<ErasureRegister>>,
 }
 
 impl AppState {
@@ -57,7 +59,15 @@ impl AppState {
             counters,
             states: crate::stream::StateCache::new(100_000),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            erasure_register: None,
         }
+    }
+
+    /// Records every erasure in `register` before the key is shredded, so a restore to
+    /// an older point can shred again.
+    pub fn with_erasure_register(mut self, register: ErasureRegister) -> Self {
+        self.erasure_register = Some(Arc::new(register));
+        self
     }
 
     /// How often a command is decided again when its streams moved before its append
@@ -99,6 +109,7 @@ pub(crate) struct CommandCounters {
     conflicts: ByCommand,
     replays: ByCommand,
     unknown: ByCommand,
+    register_failures: Counter,
 }
 
 impl CommandCounters {
@@ -130,7 +141,17 @@ impl CommandCounters {
              log could not be asked in time",
             counters.unknown.clone(),
         );
+        metrics.register(
+            "erasure_register_failures",
+            "Erasures applied (event appended, key shredded) that could not be written to \
+             the erasure register; repeat the DELETE to record them",
+            counters.register_failures.clone(),
+        );
         counters
+    }
+
+    pub(crate) fn register_failed(&self) {
+        self.register_failures.inc();
     }
 
     pub(crate) fn appended(&self, command: &'static str, events: usize) {

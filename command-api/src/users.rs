@@ -371,11 +371,13 @@ pub(crate) async fn erase_personal_data(
         },
     )
     .await?;
-    // After the commit, and on every repeat: a shredding interrupted before it finished
-    // is completed by the next request, or by the erasure sweeper (`sweeper.rs`) of any
-    // replica. Shredding is idempotent. The erasure is in the log by now, so a shred that
-    // fails must not be answered as a failure of the command (ADR 0012): the answer is
-    // `outcome_unknown`, and the repeat it asks for answers 200 once the key is gone.
+    // After the commit, and on every repeat: a register line or a shredding interrupted
+    // before it finished is completed by the next request, or by the erasure sweeper
+    // (`sweeper.rs`) of any replica. Both are idempotent. The erasure is in the log by
+    // now, so a shred that fails must not be answered as a failure of the command (ADR
+    // 0012): the answer is `outcome_unknown`, and the repeat it asks for answers 200 once
+    // the key is gone.
+    record_erasure(state, user_id, reply.position()).await;
     if let Err(error) = state.keys.shred(user_id.as_uuid()).await {
         tracing::warn!(
             %user_id,
@@ -386,6 +388,34 @@ pub(crate) async fn erase_personal_data(
     }
     tracing::info!(%user_id, "personal data erased");
     Ok(reply)
+}
+
+/// Appends the erasure to the register outside the database (ADR 0019), if there is one.
+/// A failure does not fail the erasure, which the log already holds and the shredding
+/// completes: it is logged and counted, and a repeat of the request records it.
+async fn record_erasure(state: &AppState, user_id: UserId, position: u64) {
+    let Some(register) = state.erasure_register.clone() else {
+        return;
+    };
+    let erasure = keyring::Erasure {
+        subject: user_id.as_uuid(),
+        position,
+        erased_at: time::OffsetDateTime::now_utc(),
+    };
+    let written = tokio::task::spawn_blocking(move || register.record(&erasure)).await;
+    let error = match written {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => "the writing task failed".to_owned(),
+    };
+    state.counters.register_failed();
+    tracing::error!(
+        %user_id,
+        position,
+        error,
+        "ERASURE NOT IN THE REGISTER: a restore to before this erasure would not shred \
+         again; repeat DELETE /api/v1/users/{{id}}/personal-data to record it"
+    );
 }
 
 /// The append of a one-stream user command, or the unchanged answer if `decide` found

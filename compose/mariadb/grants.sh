@@ -2,8 +2,9 @@
 # One-shot after `migrate` (service db-grants, in the MariaDB image for its client): the
 # least-privilege accounts of the services that are neither the owner nor the writer.
 #
-#   example_relay   SELECT on events; SELECT, INSERT, UPDATE on relay_checkpoints
-#                   (what event_store::relay::grant_relay grants)
+#   example_relay   SELECT on events; SELECT, INSERT, UPDATE on relay_checkpoints and
+#                   on anchors (its anchor signer) (what event_store::relay::grant_relay
+#                   grants)
 #   example_webhooks  SELECT on events; SELECT, UPDATE on webhook_subscriptions (the
 #                   deliverer records its progress; command-api makes the rows)
 #   example_reader  SELECT on the whole database, for query-api: the read tables, events
@@ -40,6 +41,7 @@ CREATE USER IF NOT EXISTS 'example_webhooks'@'%' IDENTIFIED BY '$webhooks_passwo
 ALTER USER 'example_webhooks'@'%' IDENTIFIED BY '$webhooks_password';
 GRANT SELECT ON \`$db\`.\`events\` TO 'example_webhooks'@'%';
 GRANT SELECT, UPDATE ON \`$db\`.\`webhook_subscriptions\` TO 'example_webhooks'@'%';
+GRANT SELECT, INSERT, UPDATE ON \`$db\`.\`anchors\` TO 'example_relay'@'%';
 CREATE USER IF NOT EXISTS 'example_reader'@'%' IDENTIFIED BY '$reader_password';
 ALTER USER 'example_reader'@'%' IDENTIFIED BY '$reader_password';
 GRANT SELECT ON \`$db\`.* TO 'example_reader'@'%';

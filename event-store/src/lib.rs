@@ -14,11 +14,14 @@
 //! - `schema.rs` applies the `migrations/eventstore` set and grants the writer account.
 //! - [`relay`] publishes the log to RabbitMQ as CloudEvents (its binary: `src/bin/relay.rs`,
 //!   feature `relay-bin`).
+//! - [`anchor`] signs `(position, hash)` of the log with a key the database never sees,
+//!   stores the anchors and publishes them (ADR 0017); the relay binary runs it.
 //!
 //! What it guarantees (ADR 0002): positions are 1..N without holes and become visible in
 //! order (the database enforces it with a predecessor foreign key); no event is ever
 //! updated or deleted; an append is all-or-nothing across its streams and claims.
 
+pub mod anchor;
 mod append;
 mod chain;
 mod error;

@@ -129,6 +129,30 @@ impl EventStore {
         rows.iter().map(decode_event).collect()
     }
 
+    /// The position and stream of every event of `event_type`, in position order (a
+    /// scan of the log; for operator tasks such as re-applying erasures after a restore).
+    pub async fn events_of_type(
+        &self,
+        event_type: &EventType,
+    ) -> Result<Vec<(u64, StreamId)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT position, stream_id FROM events WHERE event_type = ? ORDER BY position",
+        )
+        .bind(event_type.as_str())
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let position: u64 = row.try_get(0)?;
+                let stream = StreamId::parse(text(row, 1)?).map_err(|_| StoreError::Corrupt {
+                    position,
+                    what: "stream id",
+                })?;
+                Ok((position, stream))
+            })
+            .collect()
+    }
+
     /// The stream's current version (0 for a stream with no events).
     pub async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
         let v: Option<u64> = self

@@ -93,6 +93,61 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// What an attacker with the owner account can do to the log: replace the data of
+    /// the event at `position` with `data` and recompute the hash of every event from
+    /// there to the head, and each `prev_hash` after it, so that the chain verifies again.
+    /// The predecessor foreign key (`events_prev_hash`) is switched off for its session,
+    /// as the owner may. Returns the log's new head hash.
+    pub async fn rewrite_event(&self, position: u64, data: &str) -> crate::Hash {
+        let mut conn = self.options.connect().await.expect("connect as the owner");
+        sqlx::raw_sql("SET SESSION FOREIGN_KEY_CHECKS = 0; START TRANSACTION")
+            .execute(&mut conn)
+            .await
+            .expect("switch off foreign key checks");
+        let sql = format!(
+            "SELECT {} FROM events WHERE position >= ? ORDER BY position",
+            crate::read::EVENT_COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(position)
+            .fetch_all(&mut conn)
+            .await
+            .expect("read the log from the rewritten event");
+        let mut events: Vec<crate::RecordedEvent> = rows
+            .iter()
+            .map(|row| crate::read::decode_event(row).expect("a readable event"))
+            .collect();
+        assert!(
+            events.first().is_some_and(|e| e.position == position),
+            "no event at position {position}"
+        );
+        let mut prev = events[0].prev_hash;
+        for (i, event) in events.iter_mut().enumerate() {
+            if i == 0 {
+                event.data = data.to_owned();
+            }
+            event.prev_hash = prev;
+            event.hash = crate::event_hash(&prev, event);
+            prev = event.hash;
+            sqlx::query("UPDATE events SET data = ?, prev_hash = ?, hash = ? WHERE position = ?")
+                .bind(&event.data)
+                .bind(&event.prev_hash[..])
+                .bind(&event.hash[..])
+                .bind(event.position)
+                .execute(&mut conn)
+                .await
+                .expect("rewrite an event");
+        }
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut conn)
+            .await
+            .expect("commit the rewrite");
+        let _ = conn.close().await;
+        prev
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let server = self.server.clone();

@@ -1,6 +1,7 @@
+use hash_chain::Walk;
 use serde::Serialize;
 
-use crate::chain::{event_hash, Hash, GENESIS_HASH};
+use crate::chain::{Hash, GENESIS_HASH};
 use crate::error::StoreError;
 use crate::store::EventStore;
 
@@ -24,7 +25,7 @@ impl EventStore {
     #[tracing::instrument(skip(self))]
     pub async fn verify(&self, from: u64, to: Option<u64>) -> Result<VerifyReport, StoreError> {
         let from = from.max(1);
-        let mut prev: Hash = if from == 1 {
+        let prev: Hash = if from == 1 {
             GENESIS_HASH
         } else {
             match self.read_all(from - 2, 1).await?.pop() {
@@ -44,9 +45,9 @@ impl EventStore {
             head_hash: hex::encode(prev),
             first_bad_position: None,
         };
-        let mut after = from - 1;
+        let mut walk = Walk::after(from - 1, prev);
         loop {
-            let page = self.read_all(after, 1_000).await?;
+            let page = self.read_all(walk.position(), 1_000).await?;
             if page.is_empty() {
                 return Ok(report);
             }
@@ -54,19 +55,14 @@ impl EventStore {
                 if to.is_some_and(|to| e.position > to) {
                     return Ok(report);
                 }
-                let bad = e.position != after + 1
-                    || e.prev_hash != prev
-                    || event_hash(&prev, &e) != e.hash;
-                if bad {
+                if let Err(broken) = walk.step(&e.canonical(), &e.prev_hash, &e.hash) {
                     report.ok = false;
-                    report.first_bad_position = Some(after + 1);
+                    report.first_bad_position = Some(broken.position());
                     return Ok(report);
                 }
-                report.checked += 1;
+                report.checked = walk.checked();
                 report.head_position = e.position;
                 report.head_hash = hex::encode(e.hash);
-                prev = e.hash;
-                after = e.position;
             }
         }
     }

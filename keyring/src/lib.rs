@@ -16,6 +16,9 @@
 //! - [`BlindIndex`] (`blind_index.rs`) is a keyed hash for uniqueness lookups, so the
 //!   database indexes e-mail addresses it cannot read.
 //! - `schema.rs` embeds the `keyring/migrations` set; `error.rs` holds the typed errors.
+//! - [`ErasureRegister`] (`register.rs`): every erasure also goes to a file outside the
+//!   database, so a restore to an older point can shred again ([`reapply`]); and
+//!   [`shred_key`], shredding without the master keys.
 //!
 //! Crypto-shredding (DESIGN.md §7): events keep their sealed fields forever and the log
 //! stays intact; shredding destroys only the wrapped key, after which every copy of the
@@ -26,6 +29,7 @@ mod cache;
 mod data_key;
 mod error;
 mod master;
+mod register;
 mod schema;
 mod sealed;
 mod secret;
@@ -35,6 +39,7 @@ pub use blind_index::BlindIndex;
 pub use data_key::{DataKey, WrappedDataKey};
 pub use error::{KeyConfigError, KeyringError};
 pub use master::MasterKeys;
+pub use register::{reapply, shred_key, Erasure, ErasureRegister, RegisterError};
 pub use schema::migrator;
 pub use sealed::{SealedText, DATA_KEY_VERSION};
 pub use store::{KeyStore, KeyStoreOptions};

@@ -160,17 +160,19 @@ impl KeyStore {
     /// Old row images may linger in InnoDB undo logs, binary logs and backups until they
     /// are purged or expire; their retention bounds how complete the shredding is.
     pub async fn shred(&self, subject: Uuid) -> Result<(), KeyringError> {
-        let shred = sqlx::query(
-            "INSERT INTO data_keys (subject, master_version, wrapped, created_at, shredded_at) \
-             VALUES (?, NULL, NULL, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) \
-             ON DUPLICATE KEY UPDATE master_version = NULL, wrapped = NULL, \
-             shredded_at = COALESCE(shredded_at, UTC_TIMESTAMP(6))",
-        )
-        .bind(subject)
-        .execute(&self.inner.pool);
-        bounded(self.inner.query_timeout, shred)
-            .await
-            .map_err(KeyringError::database("shredding a data key"))?;
+        let shred = crate::register::shred_key(&self.inner.pool, subject);
+        match tokio::time::timeout(self.inner.query_timeout, shred).await {
+            Ok(shredded) => shredded?,
+            Err(_) => {
+                let limit = self.inner.query_timeout;
+                return Err(KeyringError::database("shredding a data key")(
+                    sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no reply from the key database within {limit:?}"),
+                    )),
+                ));
+            }
+        }
         self.inner.cache.forget_shredded(subject);
         Ok(())
     }

@@ -286,3 +286,32 @@ async fn a_key_wrapped_under_an_unloaded_version_is_reported_as_such() {
         Err(KeyringError::UnknownMasterKey { version: 2 })
     ));
 }
+
+#[tokio::test]
+async fn reapplying_erasures_shreds_live_keys_without_the_master_keys() {
+    let db = TestDatabase::new().await;
+    let store = db.store("1");
+    let (erased, shredded_before, kept) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let sealed = store
+        .seal(erased, "ada@example.com", "email")
+        .await
+        .unwrap();
+    store.seal(shredded_before, "x", "email").await.unwrap();
+    store.seal(kept, "y", "email").await.unwrap();
+    store.shred(shredded_before).await.unwrap();
+
+    // As a restore does: only the pool, no master key.
+    let shredded = keyring::reapply(&db.pool, [erased, shredded_before])
+        .await
+        .unwrap();
+    assert_eq!(shredded, 1, "only the live key needed shredding");
+    let fresh = db.store("1");
+    assert!(matches!(
+        fresh.open(erased, &sealed, "email").await,
+        Err(KeyringError::Shredded { .. })
+    ));
+    assert!(
+        fresh.get(kept).await.is_ok(),
+        "a subject not in the register keeps its key"
+    );
+}

@@ -231,6 +231,16 @@ impl Consumer {
             if delivery.redelivered {
                 self.metrics.redeliveries.inc();
             }
+            if is_anchor(&delivery) {
+                // A signed anchor (ADR 0017) shares the exchange but is not an event of
+                // the log: nothing to apply, nothing to park.
+                self.metrics.ignored.inc();
+                channel
+                    .basic_ack(delivery.delivery_tag, BasicAckOptions { multiple: false })
+                    .await
+                    .map_err(Error::broker("acknowledging an anchor"))?;
+                continue;
+            }
             let epoch = envelope::epoch(&delivery.properties);
             match envelope::parse(&delivery.data, epoch) {
                 Ok(message) => pending.push((delivery, message)),
@@ -508,6 +518,16 @@ impl Consumer {
         idle.last_checkpoint = self.projection.checkpoint().await.ok();
         Flow::Continue
     }
+}
+
+/// A `ledger.anchor.signed` message, by its routing key or AMQP type.
+fn is_anchor(delivery: &Delivery) -> bool {
+    delivery.routing_key.as_str() == hash_chain::ANCHOR_EVENT_TYPE
+        || delivery
+            .properties
+            .kind()
+            .as_ref()
+            .is_some_and(|kind| kind.as_str() == hash_chain::ANCHOR_EVENT_TYPE)
 }
 
 /// Sleeps for `period` unless told to stop first.

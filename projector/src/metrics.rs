@@ -29,6 +29,7 @@ pub(crate) struct ProjectorMetrics {
     pub disagreeing: Counter,
     pub stale: Counter,
     pub epoch: Gauge,
+    pub ignored: Counter,
     pub poisoned: Gauge,
     pub poison_position: Gauge,
 }
@@ -54,6 +55,7 @@ impl ProjectorMetrics {
             disagreeing: Counter::default(),
             stale: Counter::default(),
             epoch: Gauge::default(),
+            ignored: Counter::default(),
             poisoned: Gauge::default(),
             poison_position: Gauge::default(),
         };
@@ -140,6 +142,11 @@ impl ProjectorMetrics {
             "projector_relay_epoch",
             "The highest relay epoch the projection has accepted a message of",
             this.epoch.clone(),
+        );
+        metrics.register(
+            "projector_ignored_messages",
+            "Messages that are not events of the log (signed anchors), acknowledged and skipped",
+            this.ignored.clone(),
         );
         metrics.register(
             "projector_poisoned",

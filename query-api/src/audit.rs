@@ -63,7 +63,7 @@ pub(crate) struct AuditEvent {
 }
 
 impl AuditEvent {
-    fn from_recorded(e: RecordedEvent) -> Result<Self, ApiError> {
+    pub(crate) fn from_recorded(e: RecordedEvent) -> Result<Self, ApiError> {
         let corrupt = |_| ApiError::Corrupt { what: "event JSON" };
         Ok(Self {
             position: e.position,
@@ -385,7 +385,7 @@ async fn read_until(
     }
 }
 
-fn audit_only(principal: &Principal) -> Result<(), ApiError> {
+pub(crate) fn audit_only(principal: &Principal) -> Result<(), ApiError> {
     if principal.may_audit() {
         Ok(())
     } else {
@@ -395,6 +395,6 @@ fn audit_only(principal: &Principal) -> Result<(), ApiError> {
 
 /// Audit answers read the log, not the projection: the position header says how far the
 /// views had got when the request came, as on every answer.
-async fn audit_meta(state: &AppState) -> Result<Meta, ApiError> {
+pub(crate) async fn audit_meta(state: &AppState) -> Result<Meta, ApiError> {
     Ok(Meta::at(state.projection.current().await?.position).cache(NO_STORE))
 }

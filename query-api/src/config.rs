@@ -21,6 +21,8 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8082";
 pub const DEFAULT_DATABASE_URL: &str = "mysql://example:example@127.0.0.1:3306/example";
 /// The dev master keys inside `DEV_DIR`, the file command-api makes on first start.
 pub const DEV_MASTER_KEYS_FILE: &str = "master-keys";
+/// The dev anchors' JWKS inside `DEV_DIR`, the file the relay's anchor signer makes.
+pub const DEV_ANCHOR_JWKS_FILE: &str = "anchor-jwks.json";
 /// The projection whose checkpoint the views follow.
 pub const DEFAULT_PROJECTION: &str = "main";
 
@@ -57,6 +59,10 @@ pub struct Config {
     /// configured. query-api never makes keys: command-api does, on its first start.
     #[arg(long, env = "DEV_DIR", default_value = ".dev")]
     pub dev_dir: PathBuf,
+    /// The anchors' JWKS (public keys only), served at `/api/v1/audit/anchors/jwks`.
+    /// Unset: `<DEV_DIR>/anchor-jwks.json`, which the relay's signer makes in dev.
+    #[arg(long, env = "ANCHOR_JWKS_FILE")]
+    pub anchor_jwks_file: Option<PathBuf>,
     /// The projection (row of `checkpoints`) the views follow.
     #[arg(long, env = "PROJECTION", default_value = DEFAULT_PROJECTION)]
     pub projection: String,
@@ -94,6 +100,7 @@ impl fmt::Debug for Config {
             .field("master_keys", &self.master_keys)
             .field("master_keys_file", &self.master_keys_file)
             .field("dev_dir", &self.dev_dir)
+            .field("anchor_jwks_file", &self.anchor_jwks_file)
             .field("projection", &self.projection)
             .field("checkpoint_poll_ms", &self.checkpoint_poll_ms)
             .field("view_cache_capacity", &self.view_cache_capacity)
@@ -123,6 +130,13 @@ impl Config {
             ),
             (None, None) => MasterKeySource::DevFile(self.dev_dir.join(DEV_MASTER_KEYS_FILE)),
         })
+    }
+
+    /// The anchors' JWKS file.
+    pub fn anchor_jwks(&self) -> PathBuf {
+        self.anchor_jwks_file
+            .clone()
+            .unwrap_or_else(|| self.dev_dir.join(DEV_ANCHOR_JWKS_FILE))
     }
 
     /// The view settings of the router state.

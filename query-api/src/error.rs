@@ -32,6 +32,9 @@ pub enum ApiError {
     /// Personal data must be opened and no master keys are loaded.
     #[error("no master keys are loaded")]
     KeysUnavailable,
+    /// The anchors' JWKS is not configured or cannot be read.
+    #[error("the anchors' JWKS is not available")]
+    AnchorKeysUnavailable,
     #[error("reading the read tables")]
     Database(#[from] sqlx::Error),
     #[error("reading the event store")]
@@ -74,6 +77,10 @@ impl ApiError {
             .with_retry_after(RETRY_AFTER_SECS),
             ApiError::KeysUnavailable => Problem::unavailable(
                 "The keys that open personal data are not loaded.",
+                RETRY_AFTER_SECS,
+            ),
+            ApiError::AnchorKeysUnavailable => Problem::unavailable(
+                "The keys that sign anchors are not available.",
                 RETRY_AFTER_SECS,
             ),
             ApiError::Database(e) if is_unavailable(e) => database_unavailable(),

@@ -14,7 +14,8 @@
 //! - `operations.rs`: relay and projection lag, parked events, open subscriptions, for
 //!   the UI's operations page (admin).
 //! - `audit.rs`: the log page by page, hash-chain verification, and balances as of a time
-//!   or position replayed with `ledger::replay` (roles auditor and admin).
+//!   or position replayed with `ledger::replay` (roles auditor and admin); `export.rs`
+//!   the log as streamed NDJSON; `anchors.rs` the signed anchors and their JWKS.
 //! - `wait.rs`: the checkpoint, published on a watch channel by one poller per process
 //!   that runs only while someone waits for `X-Min-Position`; projection lag metrics.
 //! - `snapshot.rs`: every view is read in one consistent snapshot with the checkpoint,
@@ -32,6 +33,7 @@
 //! crate only reads them, with runtime-checked queries. Never logs personal data: opened
 //! text exists only inside one answer.
 
+mod anchors;
 mod audit;
 mod balances;
 mod cache;
@@ -40,6 +42,7 @@ mod config;
 mod cursor;
 mod error;
 mod events;
+mod export;
 mod openapi;
 mod operations;
 mod params;
@@ -66,7 +69,7 @@ use tokio::net::TcpListener;
 
 pub use config::{
     Config, MasterKeySource, Secret, DEFAULT_ADDR, DEFAULT_DATABASE_URL, DEFAULT_PROJECTION,
-    DEV_MASTER_KEYS_FILE,
+    DEV_ANCHOR_JWKS_FILE, DEV_MASTER_KEYS_FILE,
 };
 pub use error::ApiError;
 pub use events::SubscriptionSettings;
@@ -155,7 +158,8 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
         authenticator,
         metrics,
         config.settings(),
-    ))
+    )
+    .with_anchor_jwks(config.anchor_jwks()))
 }
 
 /// Every route: the views, the audit endpoints, `/openapi.json`, `/health/live`,
@@ -185,6 +189,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/operations", get(operations::status))
         .route("/api/v1/audit/events", get(audit::list_events))
         .route("/api/v1/audit/verify", get(audit::verify))
+        .route("/api/v1/audit/export", get(export::export))
+        .route("/api/v1/audit/anchors", get(anchors::list_anchors))
+        .route("/api/v1/audit/anchors/jwks", get(anchors::jwks))
         .route(
             "/api/v1/audit/users/{id}/balances",
             get(audit::historic_balances),

@@ -9,7 +9,7 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
 
-use crate::{audit, balances, events, operations, transactions, users};
+use crate::{anchors, audit, balances, events, export, operations, transactions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,9 @@ use crate::{audit, balances, events, operations, transactions, users};
         audit::list_events,
         audit::verify,
         audit::historic_balances,
+        export::export,
+        anchors::list_anchors,
+        anchors::jwks,
         openapi_json,
     ),
     components(
@@ -44,6 +47,7 @@ use crate::{audit, balances, events, operations, transactions, users};
             events::EventPage,
             operations::OperationsStatus, operations::RelayStatus,
             operations::ProjectionStatus, operations::ParkedEvent,
+            anchors::AnchorView, anchors::AnchorPage,
         ),
         responses(Unauthenticated, Forbidden, NotFound, ValidationFailed, Unavailable)
     ),
@@ -52,7 +56,7 @@ use crate::{audit, balances, events, operations, transactions, users};
         (name = "users", description = "Users and their balances"),
         (name = "transactions", description = "Deposits, withdrawals, transfers"),
         (name = "subscriptions", description = "The log as CloudEvents for downstream services, from any position, then live (service, admin, auditor)"),
-        (name = "audit", description = "The event log itself: pages, hash-chain verification, replays (auditor, admin)"),
+        (name = "audit", description = "The event log itself: pages, hash-chain verification, replays, the NDJSON export, signed anchors and their JWKS (auditor, admin)"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]

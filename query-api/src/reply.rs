@@ -4,7 +4,7 @@
 //! other answer (errors included) from the last checkpoint read.
 
 use axum::extract::{Request, State};
-use axum::http::header::{CACHE_CONTROL, ETAG, VARY};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, VARY};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -92,6 +92,20 @@ impl Meta {
     /// 200 with `body`.
     pub(crate) fn ok<T: Serialize>(&self, body: T) -> Response {
         self.headers(platform::Json(body).into_response())
+    }
+
+    /// 200 with `body`, already encoded as `content_type`.
+    pub(crate) fn bytes(&self, content_type: &'static str, body: Vec<u8>) -> Response {
+        self.stream(content_type, axum::body::Body::from(body))
+    }
+
+    /// 200 with a body sent as it is produced (an export).
+    pub(crate) fn stream(&self, content_type: &'static str, body: axum::body::Body) -> Response {
+        let mut response = Response::new(body);
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        self.headers(response)
     }
 
     /// 304 when the tag matches, else 200 with the body `body()` builds.

@@ -2,6 +2,7 @@
 //! that open personal data, the projection follower, the view caches, the token checker
 //! and the metrics.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub struct AppState {
     pub(crate) authenticator: Authenticator,
     pub(crate) metrics: Metrics,
     pub(crate) subscriptions: crate::events::Subscriptions,
+    /// The anchors' JWKS file (`ANCHOR_JWKS_FILE`); `None`: not served.
+    pub(crate) anchor_jwks: Option<PathBuf>,
 }
 
 impl AppState {
@@ -99,7 +102,14 @@ impl AppState {
             )),
             authenticator,
             metrics,
+            anchor_jwks: None,
         }
+    }
+
+    /// Serves the anchors' JWKS from `path`, read at each request.
+    pub fn with_anchor_jwks(mut self, path: PathBuf) -> Self {
+        self.anchor_jwks = Some(path);
+        self
     }
 
     pub fn metrics(&self) -> &Metrics {

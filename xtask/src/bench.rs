@@ -25,7 +25,7 @@ use crate::database::DbArgs;
 #[derive(clap::Args, Clone)]
 pub struct BenchArgs {
     /// What to measure: `append`, `append-probe`, `commands`, `pipeline`, `views`,
-    /// `subscriptions` or `all`.
+    /// `subscriptions`, `export` or `all`.
     #[arg(default_value = "append")]
     pub what: String,
     /// Seconds each measured run lasts.
@@ -37,7 +37,7 @@ pub struct BenchArgs {
     /// Concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub concurrency: Vec<usize>,
-    /// `pipeline`: events in the log the rebuild replays.
+    /// `pipeline`, `export`: events in the log the rebuild (the export) reads.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: usize,
     /// `pipeline`: events the relay publishes and the projector drains, after the rebuild.
@@ -73,15 +73,17 @@ pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
             crate::bench_commands::run(db, args).await?;
             crate::bench_pipeline::run(db, args).await?;
             crate::bench_views::run(db, args).await?;
-            crate::bench_subscriptions::run(db, args).await
+            crate::bench_subscriptions::run(db, args).await?;
+            crate::bench_export::run(db, args).await
         }
         "append-probe" => append_probe(db, args).await,
         "commands" => crate::bench_commands::run(db, args).await,
         "pipeline" => crate::bench_pipeline::run(db, args).await,
         "views" => crate::bench_views::run(db, args).await,
         "subscriptions" => crate::bench_subscriptions::run(db, args).await,
+        "export" => crate::bench_export::run(db, args).await,
         other => anyhow::bail!(
-            "unknown benchmark {other:?}; known: append, append-probe, commands, pipeline, views, subscriptions, all"
+            "unknown benchmark {other:?}; known: append, append-probe, commands, pipeline, views, subscriptions, export, all"
         ),
     }
 }

@@ -246,6 +246,9 @@ async fn measure(
             ("DATABASE_URL", url.into()),
             ("AMQP_URL", amqp.into()),
             ("METRICS_ADDR", RELAY_METRICS.into()),
+            // The relay alone: its anchor signer would first walk the whole history
+            // (bench export measures it) on the same two cores.
+            ("ANCHOR_SIGNING", "false".into()),
         ],
     )?;
     report.relay_per_s = rate_until(pool, RELAY_CHECKPOINT, head, new_head).await?;
@@ -596,7 +599,7 @@ struct Paced {
 }
 
 /// `VmHWM` of a process: the most memory it held resident.
-fn peak_memory_mib(pid: u32) -> Option<f64> {
+pub(crate) fn peak_memory_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

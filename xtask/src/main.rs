@@ -5,13 +5,18 @@
 //! - `test`: checks the services, prepares the test account and runs every test.
 //! - `migrate`: applies the migration sets to `DATABASE_URL` and grants the writer.
 //! - `bench append`: measures the event store against the machine's raw MariaDB limit.
+//! - `backup` / `restore`: a consistent dump with its binlog position, and a restore
+//!   that is verified, checked against the anchors, cleared of erased keys and rebuilt
+//!   (`backup.rs`, `restore.rs`, `mariadb_tools.rs`).
 //!
 //! `services.rs` finds (and starts) MariaDB and RabbitMQ; `database.rs` makes the
 //! accounts and databases; `broker.rs` the relay's and the projector's broker accounts;
 //! `bench.rs` holds the benchmark.
 
+mod backup;
 mod bench;
 mod bench_commands;
+mod bench_export;
 mod bench_pipeline;
 mod bench_subscriptions;
 mod bench_views;
@@ -22,7 +27,9 @@ mod e2e;
 mod e2e_oidc;
 mod frontend;
 mod history;
+mod mariadb_tools;
 mod ops;
+mod restore;
 mod seed;
 mod services;
 mod stack;
@@ -70,6 +77,11 @@ enum Command {
         #[command(flatten)]
         bench: bench::BenchArgs,
     },
+    /// Back up the event store (and the keys, if apart) with the binlog position.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new database: verified, checked against the anchors,
+    /// erasures re-applied, optionally brought forward through binlogs and rebuilt.
+    Restore(restore::RestoreArgs),
     /// Print a JWT that the dev stack accepts.
     Token {
         /// admin, user, service or auditor.
@@ -188,6 +200,38 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             cmd.env("DATABASE_URL", &db.database_url);
             let status = cmd.status().context("running the benchmark")?;
             Ok(if status.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Backup(args) => {
+            let manifest = backup::run(&args).await?;
+            println!(
+                "backed up {} ({} bytes){} in {:.1} s to {}{}",
+                manifest.eventstore.database,
+                manifest.eventstore.bytes,
+                manifest.keys.as_ref().map_or_else(String::new, |k| format!(
+                    " and {} ({} bytes)",
+                    k.database, k.bytes
+                )),
+                manifest.seconds,
+                args.out.display(),
+                manifest.binlog.as_ref().map_or_else(
+                    || "; binary log off: no point-in-time recovery".to_owned(),
+                    |b| format!("; binlog {}:{}", b.file, b.position)
+                ),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore(args) => {
+            let report = restore::run(&args).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", restore::render(&report));
+            }
+            Ok(if report.ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -319,3 +319,40 @@ async fn a_shred_stuck_on_a_dead_connection_is_completed_by_a_later_sweep() {
     assert_eq!(server.metric("erasure_sweeper_shredded_total").await, 1.0);
     server.kill();
 }
+
+#[tokio::test]
+async fn every_erasure_is_recorded_in_the_register_outside_the_database() {
+    let path = std::env::temp_dir().join(format!("erasure-register-{}.ndjson", Uuid::new_v4()));
+    let register_path = path.clone();
+    let app = crate::support::spawn_app_with(move |state| {
+        state.with_erasure_register(keyring::ErasureRegister::new(register_path))
+    })
+    .await;
+    let id = Uuid::now_v7();
+    let token = app.token(Role::User, id);
+    app.send(
+        Req::post("/api/v1/users")
+            .token(&token)
+            .json(json!({"email": ADDRESS, "display_name": NAME})),
+    )
+    .await
+    .ok(StatusCode::CREATED);
+    let erase = || Req::delete(format!("/api/v1/users/{id}/personal-data")).token(&token);
+    let erased = app.send(erase()).await.ok(StatusCode::OK);
+    let position = erased["position"].as_u64().unwrap();
+
+    let (lines, unreadable) = keyring::ErasureRegister::read(&path).unwrap();
+    assert_eq!(unreadable, 0);
+    assert_eq!(lines.len(), 1);
+    assert_eq!((lines[0].subject, lines[0].position), (id, position));
+
+    // A repeat records again (it may be completing an interrupted erasure): a restore
+    // reads the register as a set.
+    app.send(erase()).await.ok(StatusCode::OK);
+    let (lines, _) = keyring::ErasureRegister::read(&path).unwrap();
+    assert_eq!(lines.len(), 2);
+    assert!(lines
+        .iter()
+        .all(|l| l.subject == id && l.position == position));
+    std::fs::remove_file(&path).unwrap();
+}

@@ -1,21 +1,25 @@
 //! `relay`: publishes the event log to RabbitMQ (`event_store::relay`), one leader at a
-//! time among the replicas of one `RELAY_NAME`. Serves `GET /metrics`, `/health/live` and
-//! `/health/ready` on `METRICS_ADDR`; logs JSON lines; stops on SIGTERM or Ctrl-C after
-//! storing its checkpoint and releasing the leadership.
+//! time among the replicas of one `RELAY_NAME`, and signs anchors of the log
+//! (`event_store::anchor`, ADR 0017), one signer at a time under a lock of its own. Serves
+//! `GET /metrics`, `/health/live` and `/health/ready` on `METRICS_ADDR`; logs JSON lines;
+//! stops on SIGTERM or Ctrl-C after storing its checkpoint and releasing the leaderships.
 //!
 //! Build with `--features relay-bin` (the library itself never depends on `platform`).
 //! It must never write the log: its account needs only what `grant_relay` grants.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use event_store::anchor::{AnchorBroker, AnchorConfig, AnchorObserver, AnchorSigner, AnchorStats};
 use event_store::relay::{
     self, QueueTopology, Refusal, Relay, RelayConfig, RelayObserver, RelayStats, Topology,
 };
 use event_store::{EventStore, StoreOptions};
+use hash_chain::{Jwks, SigningKey};
 use platform::prometheus_client::metrics::counter::Counter;
 use platform::prometheus_client::metrics::gauge::Gauge;
 use platform::prometheus_client::registry::Unit;
@@ -61,6 +65,27 @@ struct Config {
     /// Publisher confirms outstanding at most.
     #[arg(long, env = "RELAY_WINDOW", default_value_t = 256)]
     window: usize,
+    /// Sign anchors of the log (one signer leads among the replicas).
+    #[arg(long, env = "ANCHOR_SIGNING", default_value_t = true, action = clap::ArgAction::Set)]
+    anchor_signing: bool,
+    /// The Ed25519 key (PKCS#8 PEM) that signs anchors; a mounted secret. Unset: the dev
+    /// key `DEV_DIR/anchor-signing-key.pem`, made on first use.
+    #[arg(long, env = "ANCHOR_SIGNING_KEY_FILE")]
+    anchor_signing_key_file: Option<PathBuf>,
+    /// The anchors' JWKS that query-api serves; the signing key's public half is added
+    /// to it if missing (rotation adds a key, never removes one). Unset with a configured
+    /// key: not touched. Unset in dev: `DEV_DIR/anchor-jwks.json`.
+    #[arg(long, env = "ANCHOR_JWKS_FILE")]
+    anchor_jwks_file: Option<PathBuf>,
+    /// An anchor at least every this many events.
+    #[arg(long, env = "ANCHOR_EVERY_EVENTS", default_value_t = event_store::anchor::DEFAULT_EVERY_EVENTS)]
+    anchor_every_events: u64,
+    /// An anchor of the head at least this often while the log grows.
+    #[arg(long, env = "ANCHOR_EVERY_SECS", default_value_t = 60)]
+    anchor_every_secs: u64,
+    /// Where the dev anchor key and JWKS are made when none is configured.
+    #[arg(long, env = "DEV_DIR", default_value = ".dev")]
+    dev_dir: PathBuf,
     #[command(flatten)]
     telemetry: platform::TelemetryArgs,
 }
@@ -84,6 +109,67 @@ impl Config {
             ..RelayConfig::default()
         }
     }
+
+    fn anchors(&self) -> AnchorConfig {
+        let relay = self.relay();
+        AnchorConfig {
+            name: self.relay_name.clone(),
+            every_events: self.anchor_every_events,
+            every: Duration::from_secs(self.anchor_every_secs.max(1)),
+            broker: Some(AnchorBroker {
+                amqp_url: relay.amqp_url,
+                source: relay.source,
+                topology: relay.topology,
+                timeout: relay.broker_timeout,
+            }),
+            ..AnchorConfig::default()
+        }
+    }
+
+    /// The anchor signing key, and the JWKS file its public half belongs in.
+    fn anchor_key(&self) -> anyhow::Result<(SigningKey, Option<PathBuf>)> {
+        match &self.anchor_signing_key_file {
+            Some(path) => {
+                let key = SigningKey::from_file(path).with_context(|| {
+                    format!("reading ANCHOR_SIGNING_KEY_FILE {}", path.display())
+                })?;
+                Ok((key, self.anchor_jwks_file.clone()))
+            }
+            None => {
+                let path = self.dev_dir.join(DEV_ANCHOR_KEY_FILE);
+                tracing::warn!(path = %path.display(), "no ANCHOR_SIGNING_KEY_FILE configured: signing anchors with the dev key");
+                let key = SigningKey::load_or_create(&path)
+                    .context("making the dev anchor key (DEV_DIR)")?;
+                let jwks = self
+                    .anchor_jwks_file
+                    .clone()
+                    .unwrap_or_else(|| self.dev_dir.join(DEV_ANCHOR_JWKS_FILE));
+                Ok((key, Some(jwks)))
+            }
+        }
+    }
+}
+
+/// The dev anchor key and its JWKS, inside `DEV_DIR`.
+const DEV_ANCHOR_KEY_FILE: &str = "anchor-signing-key.pem";
+const DEV_ANCHOR_JWKS_FILE: &str = "anchor-jwks.json";
+
+/// Puts the key's public half into the JWKS file, so query-api serves it; a read-only
+/// file that already holds it is fine.
+fn publish_key(key: &SigningKey, path: &Path) -> anyhow::Result<()> {
+    match Jwks::add_to_file(path, key.public_jwk()) {
+        Ok(_) => Ok(()),
+        Err(error) => match Jwks::from_file(path) {
+            Ok(jwks) if jwks.key(key.kid()).is_some() => Ok(()),
+            _ => Err(error).with_context(|| {
+                format!(
+                    "the anchor key {} is not in {} and cannot be added",
+                    key.kid(),
+                    path.display()
+                )
+            }),
+        },
+    }
 }
 
 #[tokio::main]
@@ -103,6 +189,17 @@ async fn run(
 ) -> anyhow::Result<()> {
     let relay_config = config.relay();
     tracing::info!(config = ?relay_config, "starting");
+    let anchor_key = if config.anchor_signing {
+        let (key, jwks) = config.anchor_key()?;
+        if let Some(path) = jwks {
+            publish_key(&key, &path)?;
+        }
+        tracing::info!(kid = %key.kid(), "anchors are signed with this key");
+        Some(key)
+    } else {
+        tracing::info!("anchor signing is off (ANCHOR_SIGNING=false)");
+        None
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -117,6 +214,7 @@ async fn run(
 
     let metrics = Metrics::new();
     let stats = RelayStats::default();
+    let anchor_stats = AnchorStats::default();
     let pool: Arc<OnceLock<MySqlPool>> = Arc::default();
     let readiness = readiness(pool.clone(), stats.clone());
     let app = readiness
@@ -135,10 +233,23 @@ async fn run(
         let _ = pool.set(store.pool().clone());
         let sampled = store.pool().clone();
         metrics.watch_pool("events", move || event_store::pool_usage(&sampled));
+        let signer = match anchor_key {
+            Some(key) => Some(
+                AnchorSigner::new(store.clone(), key, config.anchors())
+                    .context("anchor signer configuration")?
+                    .with_observer((AnchorMetrics::register(&metrics), anchor_stats)),
+            ),
+            None => None,
+        };
         let relay = Relay::new(store, relay_config)
             .context("relay configuration")?
             .with_observer((PrometheusObserver::register(&metrics), stats));
-        relay.run(stopped()).await;
+        let signing = async {
+            if let Some(signer) = signer {
+                signer.run(stopped()).await;
+            }
+        };
+        tokio::join!(relay.run(stopped()), signing);
     }
     server.await.context("the HTTP server panicked")??;
     Ok(())
@@ -148,7 +259,8 @@ async fn connect(url: &str) -> EventStore {
     let mut delay = Duration::from_millis(100);
     loop {
         let options = StoreOptions {
-            read_pool_size: 4,
+            // Each leadership takes a connection of its own out of the pool.
+            read_pool_size: 6,
             ..StoreOptions::default()
         };
         match EventStore::connect(url, options).await {
@@ -309,6 +421,79 @@ impl RelayObserver for PrometheusObserver {
     fn lag(&self, positions: u64, seconds: f64) {
         self.lag_positions.set(gauge(positions));
         self.lag_seconds.set(seconds);
+    }
+}
+
+/// The anchor signer's metrics on the process registry.
+struct AnchorMetrics {
+    leader: Gauge,
+    signed: Counter,
+    last_position: Gauge,
+    published: Counter,
+    unpublished: Gauge,
+    broken_at: Gauge,
+}
+
+impl AnchorMetrics {
+    fn register(metrics: &Metrics) -> Self {
+        let m = Self {
+            leader: Gauge::default(),
+            signed: Counter::default(),
+            last_position: Gauge::default(),
+            published: Counter::default(),
+            unpublished: Gauge::default(),
+            broken_at: Gauge::default(),
+        };
+        metrics.register(
+            "anchor_leader",
+            "1 while this replica signs anchors",
+            m.leader.clone(),
+        );
+        metrics.register(
+            "anchors_signed",
+            "Anchors signed and stored",
+            m.signed.clone(),
+        );
+        metrics.register(
+            "anchor_last_position",
+            "The position of the last anchor this replica signed",
+            m.last_position.clone(),
+        );
+        metrics.register(
+            "anchors_published",
+            "Anchors the broker confirmed",
+            m.published.clone(),
+        );
+        metrics.register(
+            "anchors_unpublished",
+            "Anchors stored and not yet confirmed by the broker",
+            m.unpublished.clone(),
+        );
+        metrics.register(
+            "anchor_chain_broken_position",
+            "The first position that does not extend the last anchor (0: the log extends it)",
+            m.broken_at.clone(),
+        );
+        m
+    }
+}
+
+impl AnchorObserver for AnchorMetrics {
+    fn leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+    fn signed(&self, position: u64) {
+        self.signed.inc();
+        self.last_position.set(gauge(position));
+    }
+    fn published(&self, _position: u64) {
+        self.published.inc();
+    }
+    fn unpublished(&self, count: u64) {
+        self.unpublished.set(gauge(count));
+    }
+    fn chain_broken(&self, position: Option<u64>) {
+        self.broken_at.set(gauge(position.unwrap_or(0)));
     }
 }
 

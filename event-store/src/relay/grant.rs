@@ -4,7 +4,8 @@ use crate::error::StoreError;
 
 /// Creates (or updates the password of) a relay account and grants it exactly what the
 /// relay needs: SELECT on `events` (tailing the log), SELECT, INSERT and UPDATE on
-/// `relay_checkpoints`. `GET_LOCK` needs no privilege. Run as an account with CREATE USER
+/// `relay_checkpoints`, and the same on `anchors` for the anchor signer it hosts.
+/// `GET_LOCK` needs no privilege. Run as an account with CREATE USER
 /// and GRANT OPTION; the dev stack may instead run the relay as the database owner.
 pub async fn grant_relay(
     admin: &MySqlPool,
@@ -28,6 +29,7 @@ pub async fn grant_relay(
         format!("ALTER USER '{user}'@'%' IDENTIFIED BY '{password}'"),
         format!("GRANT SELECT ON `{database}`.`events` TO '{user}'@'%'"),
         format!("GRANT SELECT, INSERT, UPDATE ON `{database}`.`relay_checkpoints` TO '{user}'@'%'"),
+        format!("GRANT SELECT, INSERT, UPDATE ON `{database}`.`anchors` TO '{user}'@'%'"),
     ] {
         sqlx::Executor::execute(&mut *conn, sql.as_str()).await?;
     }

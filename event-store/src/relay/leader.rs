@@ -5,8 +5,11 @@
 //! over that same connection; a relay whose lock connection died therefore cannot move
 //! the checkpoint, and learns of the loss on its next write or check. Each term begins by
 //! incrementing the relay's epoch over that connection (ADR 0013).
+//!
+//! The anchor signer (`crate::anchor`) takes turns the same way, under locks of its own
+//! kind (`anchor:<database>:<name>`), and writes its anchors over its lock connection.
 
-use sqlx::mysql::MySqlPool;
+use sqlx::mysql::{MySqlConnection, MySqlPool};
 
 use crate::leader::LeaderLock;
 
@@ -40,10 +43,24 @@ pub(crate) struct LockConnection {
 impl LockConnection {
     /// A dedicated connection for the lock of relay `name`.
     pub(crate) async fn open(pool: &MySqlPool, name: &str) -> Result<Self, RelayError> {
-        let lock = LeaderLock::open(pool, "relay", name)
+        Self::open_for(pool, "relay", name).await
+    }
+
+    /// A dedicated connection for the lock `kind:<database>:name`.
+    pub(crate) async fn open_for(
+        pool: &MySqlPool,
+        kind: &str,
+        name: &str,
+    ) -> Result<Self, RelayError> {
+        let lock = LeaderLock::open(pool, kind, name)
             .await
             .map_err(RelayError::database("connecting for the leadership lock"))?;
         Ok(Self { lock })
+    }
+
+    /// The connection that holds the lock, for writes only the leader may make.
+    pub(crate) fn connection(&mut self) -> &mut MySqlConnection {
+        self.lock.connection()
     }
 
     /// Waits up to `wait_seconds` for the lock; `true` once this connection holds it. The

@@ -22,11 +22,11 @@
 //! once; until it notices, its messages carry its term's epoch, which consumers know to
 //! be older than the next leader's (`relayepoch`), and drop.
 
-mod backoff;
+pub(crate) mod backoff;
 mod envelope;
 mod error;
 mod grant;
-mod leader;
+pub(crate) mod leader;
 mod observer;
 mod session;
 #[cfg(feature = "testing")]
@@ -384,7 +384,7 @@ pub(crate) struct Stop {
 }
 
 impl Stop {
-    fn new(signal: impl Future<Output = ()> + Send + 'static) -> Self {
+    pub(crate) fn new(signal: impl Future<Output = ()> + Send + 'static) -> Self {
         Self {
             signal: Box::pin(signal),
             fired: false,

@@ -6,6 +6,7 @@
 // Helpers outside #[test] fns are not covered by clippy.toml's allow-unwrap-in-tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anchors;
 mod audit;
 mod balances;
 mod caching;

@@ -37,6 +37,8 @@ pub struct TestApp {
     pub keys: KeyStore,
     /// The owner account, for seeding and tampering.
     pub pool: MySqlPool,
+    /// Where the app reads the anchors' JWKS (no file until a test writes one).
+    pub anchor_jwks: std::path::PathBuf,
     /// Dropped last: removes the database.
     _db: TestDatabase,
 }
@@ -78,6 +80,7 @@ async fn spawn_app_configured(
     let authenticator = tokens
         .authenticator(TokenPolicy::new(DEV_ISSUER, DEV_AUDIENCE))
         .unwrap();
+    let anchor_jwks = std::env::temp_dir().join(format!("{}-anchor-jwks.json", db.name));
     let state = AppState::new(
         store.pool().clone(),
         store.clone(),
@@ -85,13 +88,15 @@ async fn spawn_app_configured(
         authenticator,
         Metrics::new(),
         settings,
-    );
+    )
+    .with_anchor_jwks(anchor_jwks.clone());
     TestApp {
         router: query_api::router(state),
         tokens,
         store,
         keys,
         pool,
+        anchor_jwks,
         _db: db,
     }
 }
@@ -239,6 +244,11 @@ fn naive(t: OffsetDateTime) -> time::PrimitiveDateTime {
 }
 
 impl TestApp {
+    /// This test's database, for tampering as its owner.
+    pub fn database(&self) -> &TestDatabase {
+        &self._db
+    }
+
     pub fn token(&self, role: Role, sub: Uuid) -> String {
         self.tokens
             .mint(

@@ -39,7 +39,7 @@ const NO_HEALTHCHECK: [(&str, &str); 1] = [(
 const REPLICATED: [&str; 4] = ["command-api", "query-api", "relay", "projector"];
 
 /// The settings each image's binary reads, by build target.
-const BINARY_CONFIG: [(&str, &[&str]); 5] = [
+const BINARY_CONFIG: [(&str, &[&str]); 6] = [
     (
         "command-api",
         &["command-api/src/config.rs", "platform/src/config.rs"],
@@ -57,6 +57,14 @@ const BINARY_CONFIG: [(&str, &[&str]); 5] = [
         &["event-store/src/bin/relay.rs", "platform/src/config.rs"],
     ),
     ("migrate", &["xtask/src/database.rs"]),
+    (
+        "ops",
+        &[
+            "xtask/src/database.rs",
+            "xtask/src/backup.rs",
+            "xtask/src/restore.rs",
+        ],
+    ),
 ];
 
 pub fn compose_dir(root: &Path) -> PathBuf {
