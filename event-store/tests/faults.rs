@@ -75,6 +75,20 @@ async fn store_behind(db: &TestDatabase, proxy: &FaultProxy, deadline: Duration)
     .unwrap()
 }
 
+/// An append to a stream of its own at `NoStream`: its batch is one INSERT, the only
+/// round trip a lost reply can hit (no version read before it).
+fn fresh() -> AppendRequest {
+    AppendRequest::single(
+        StreamId::parse(format!("fresh-{}", uuid::Uuid::new_v4().simple())).unwrap(),
+        ExpectedVersion::NoStream,
+        vec![NewEvent::new(
+            EventType::parse("thing.happened").unwrap(),
+            1,
+            json!({ "n": 1 }),
+        )],
+    )
+}
+
 /// Appenders that keep appending until told to stop, recording every answer by event id.
 fn appenders(
     store: &EventStore,
@@ -87,7 +101,12 @@ fn appenders(
             let (store, history, stop) = (store.clone(), history.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let request = deposit(&format!("user-{i}"));
+                    // Half the appenders read a version first (`Any`), half do not.
+                    let request = if i % 2 == 0 {
+                        deposit(&format!("user-{i}"))
+                    } else {
+                        fresh()
+                    };
                     let id = request.streams[0].events[0].event_id.to_string();
                     let result = store.append(request).await;
                     history.record(id, answer(&result));
@@ -227,10 +246,14 @@ async fn a_session_that_commits_late_is_settled_before_the_batch_is_tried_again(
     // Hold the head row: the next insert's predecessor check waits on it.
     let pool = db.pool(2).await;
     let mut lock = pool.begin().await.unwrap();
-    sqlx::query("SELECT position FROM events WHERE position = 2 FOR UPDATE")
-        .fetch_one(&mut *lock)
-        .await
-        .unwrap();
+    // Through the index the predecessor key references, which the check locks.
+    sqlx::query(
+        "SELECT position FROM events FORCE INDEX (events_position_hash) \
+         WHERE position = 2 FOR UPDATE",
+    )
+    .fetch_one(&mut *lock)
+    .await
+    .unwrap();
 
     let request = deposit("user-b");
     let id = request.streams[0].events[0].event_id.to_string();
@@ -359,8 +382,27 @@ async fn a_lost_commit_reply_is_settled_from_the_log_when_the_database_answers()
     .unwrap();
     let history = Arc::new(History::new());
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks = appenders(&store, &history, &stop, 16);
-    for _ in 0..3 {
+    // Appends of fresh streams only: every round trip is a commit, so every reply the
+    // proxy drops is a commit's.
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, history, stop) = (store.clone(), history.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let request = fresh();
+                    let id = request.streams[0].events[0].event_id.to_string();
+                    let result = store.append(request).await;
+                    history.record(id, answer(&result));
+                }
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while settlements.settled.load(Ordering::Relaxed) < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no lost reply was settled"
+        );
         let before = history.count("applied");
         wait_for("appends", || history.count("applied") > before + 100).await;
         proxy.set(Direction::ToClient, Flow::Hold);
@@ -368,11 +410,12 @@ async fn a_lost_commit_reply_is_settled_from_the_log_when_the_database_answers()
         wait_for("a reply to be dropped", || proxy.stats().held_bytes > held).await;
         proxy.cut();
         proxy.heal();
+        let settled = settlements.settled.load(Ordering::Relaxed);
+        wait_for("the lost reply to be settled", || {
+            settlements.settled.load(Ordering::Relaxed) > settled
+        })
+        .await;
     }
-    wait_for("settlements", || {
-        settlements.settled.load(Ordering::Relaxed) > 0
-    })
-    .await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await.unwrap();

@@ -202,6 +202,12 @@ async fn the_shipped_server_serves_commands_health_metrics_and_its_openapi_docum
         ("/api/v1/users/{id}/deactivate", "post"),
         ("/api/v1/users/{id}/personal-data", "delete"),
         ("/api/v1/transactions", "post"),
+        ("/api/v1/subscriptions", "post"),
+        ("/api/v1/subscriptions", "get"),
+        ("/api/v1/subscriptions/{name}", "get"),
+        ("/api/v1/subscriptions/{name}", "delete"),
+        ("/api/v1/subscriptions/{name}/pause", "post"),
+        ("/api/v1/subscriptions/{name}/resume", "post"),
         ("/openapi.json", "get"),
         ("/health/live", "get"),
         ("/health/ready", "get"),
@@ -209,7 +215,7 @@ async fn the_shipped_server_serves_commands_health_metrics_and_its_openapi_docum
     ] {
         assert!(paths[path][method].is_object(), "{path} {method} missing");
     }
-    assert_eq!(paths.as_object().unwrap().len(), 9);
+    assert_eq!(paths.as_object().unwrap().len(), 13);
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
 
     stop.send(()).unwrap();
