@@ -263,8 +263,14 @@ fn every_emitted_event_fits_the_cloudevents_envelope() {
 fn the_envelope_schema_requires_position_and_a_cloudevents_shape() {
     let envelope_schema = validator("envelope.cloudevents.json");
     let good = envelope(&deposited(1), 1, 1);
+    // API.md: every extension is always present, causation included (the command's
+    // Idempotency-Key or, without one, its correlation id).
     for (attribute, bad) in [
         ("position", Value::Null),
+        ("schemaversion", Value::Null),
+        ("correlationid", Value::Null),
+        ("causationid", Value::Null),
+        ("causationid", json!("")),
         ("specversion", json!("0.3")),
         ("subject", json!("account-1")),
         ("time", json!("yesterday")),
