@@ -58,7 +58,7 @@ enum Command {
         #[arg(last = true)]
         rest: Vec<String>,
     },
-    /// Apply the migrations and grant the writer account.
+    /// Apply the migrations and (re)create the service accounts with their grants.
     Migrate(database::DbArgs),
     /// Measure throughput and latency; results go to target/bench/.
     Bench {
@@ -264,7 +264,7 @@ fn dev_services(db: &database::DbArgs, amqp: &str) -> anyhow::Result<Vec<stack::
                 "relay",
                 "event-store",
                 vec![
-                    ("DATABASE_URL", db.database_url.clone()),
+                    ("DATABASE_URL", db.relay_url.clone()),
                     ("AMQP_URL", amqp.to_owned()),
                     ("METRICS_ADDR", "127.0.0.1:9101".into()),
                 ],
@@ -276,7 +276,9 @@ fn dev_services(db: &database::DbArgs, amqp: &str) -> anyhow::Result<Vec<stack::
                 "projector",
                 "projector",
                 vec![
-                    ("DATABASE_URL", db.database_url.clone()),
+                    // The running projector writes only the read tables; `projector
+                    // rebuild` and `park` are run by hand, as the owner.
+                    ("DATABASE_URL", db.projector_url.clone()),
                     ("AMQP_URL", amqp.to_owned()),
                     ("METRICS_ADDR", "127.0.0.1:9102".into()),
                 ],
@@ -287,7 +289,7 @@ fn dev_services(db: &database::DbArgs, amqp: &str) -> anyhow::Result<Vec<stack::
             ..service(
                 "query-api",
                 "query-api",
-                vec![("DATABASE_URL", db.database_url.clone())],
+                vec![("DATABASE_URL", db.reader_url.clone())],
             )
         },
         frontend::gateway()?,

@@ -144,6 +144,10 @@ pub fn run() -> anyhow::Result<()> {
     report.check("gateway image: nginx -t with TLS and /auth/", || {
         gateway_image_config(&root)
     });
+    report.check(
+        "compose grants the service accounts what `xtask migrate` grants",
+        || problems_to_result("compose/mariadb/grants.sh", compose_grants_match(&root)?),
+    );
     report.check("shell scripts parse", || shell_scripts_parse(&root));
     report.check("entrypoint puts secret passwords into URLs", || {
         entrypoint_works(&root)
@@ -152,6 +156,48 @@ pub fn run() -> anyhow::Result<()> {
         workflow(&root, &configs)
     });
     report.finish()
+}
+
+/// The GRANT lines of compose/mariadb/grants.sh for the
+/// projector and reader accounts, against the tables in xtask/src/database.rs.
+fn compose_grants_match(root: &Path) -> anyhow::Result<Vec<String>> {
+    let script = std::fs::read_to_string(root.join("compose/mariadb/grants.sh"))
+        .context("reading compose/mariadb/grants.sh")?;
+    let mut problems = Vec::new();
+    for (user, wanted) in [
+        ("example_projector", crate::database::PROJECTOR_GRANTS),
+        ("example_reader", crate::database::READER_GRANTS),
+    ] {
+        let mut found: Vec<(String, String)> = script
+            .lines()
+            .filter_map(|line| {
+                let line = line.trim();
+                let rest = line.strip_prefix("GRANT ")?;
+                let (privileges, rest) = rest.split_once(" ON ")?;
+                let (object, grantee) = rest.split_once(" TO ")?;
+                if !grantee.starts_with(&format!("'{user}'@")) {
+                    return None;
+                }
+                let table = object
+                    .rsplit('.')
+                    .next()?
+                    .trim_matches(|c| c == '`' || c == '\\');
+                Some((privileges.to_owned(), table.to_owned()))
+            })
+            .collect();
+        let mut wanted: Vec<(String, String)> = wanted
+            .iter()
+            .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+            .collect();
+        found.sort();
+        wanted.sort();
+        if found != wanted {
+            problems.push(format!(
+                "{user}: grants.sh grants {found:?}, xtask migrate grants {wanted:?}"
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 #[derive(Default)]
