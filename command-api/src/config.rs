@@ -74,6 +74,13 @@ pub struct Config {
     /// sent and the log could not be asked in time (docs/adr/0012).
     #[arg(long, env = "COMMAND_DEADLINE_SECS", default_value_t = 10)]
     pub deadline_secs: u64,
+    /// How long an `Idempotency-Key` record is kept: a repeat after that runs the command
+    /// again. A client's own `transaction_id` never expires.
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 60 * 60)]
+    pub idempotency_ttl_secs: u64,
+    /// How often expired idempotency records are swept.
+    #[arg(long, env = "IDEMPOTENCY_SWEEP_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idempotency_sweep_secs: u64,
     /// Establishing a database connection, at most.
     #[arg(long, env = "DATABASE_CONNECT_TIMEOUT_SECS", default_value_t = 3)]
     pub connect_timeout_secs: u64,
@@ -116,6 +123,7 @@ impl fmt::Debug for Config {
             .field("dev_dir", &self.dev_dir)
             .field("currencies", &self.currencies)
             .field("max_attempts", &self.max_attempts)
+            .field("idempotency_ttl_secs", &self.idempotency_ttl_secs)
             .field("auth", &self.auth)
             .field("telemetry", &self.telemetry)
             .field("task", &self.task)
@@ -130,6 +138,14 @@ pub struct Secrets {
 }
 
 impl Config {
+    /// How long idempotency records live and how often they are swept.
+    pub fn idempotency_expiry(&self) -> crate::idempotency::Expiry {
+        crate::idempotency::Expiry {
+            keep_for: std::time::Duration::from_secs(self.idempotency_ttl_secs),
+            sweep_every: std::time::Duration::from_secs(self.idempotency_sweep_secs.max(1)),
+        }
+    }
+
     pub fn currency_set(&self) -> anyhow::Result<CurrencySet> {
         CurrencySet::new(&self.currencies).context("CURRENCIES must be ISO 4217 codes")
     }

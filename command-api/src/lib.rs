@@ -51,6 +51,7 @@ pub use config::{
     DEV_BLIND_INDEX_KEY_FILE, DEV_MASTER_KEYS_FILE,
 };
 pub use error::ApiError;
+pub use idempotency::{sweep as sweep_idempotency_records, Expiry as IdempotencyExpiry};
 pub use openapi::document as openapi_document;
 pub use state::AppState;
 pub use users::{DISPLAY_NAME_FIELD, EMAIL_FIELD};
@@ -63,6 +64,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = state_from(&config).await?;
+    let sweeper = tokio::spawn(idempotency::sweep_forever(
+        state.store().clone(),
+        config.idempotency_expiry(),
+    ));
     let mut app = router(state);
     if config.dev_tokens {
         let keys = platform::DevKeys::load_or_create(&config.dev_dir)
@@ -70,7 +75,9 @@ pub async fn run(
         tracing::warn!("serving GET /dev/token: development only");
         app = app.merge(dev_token::router(std::sync::Arc::new(keys)));
     }
-    platform::serve(listener, app, shutdown).await?;
+    let served = platform::serve(listener, app, shutdown).await;
+    sweeper.abort();
+    served?;
     Ok(())
 }
 

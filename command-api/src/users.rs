@@ -372,8 +372,12 @@ pub(crate) async fn erase_personal_data(
     )
     .await?;
     // After the commit, and on every repeat: a shredding interrupted before it finished
-    // is completed by the next request. Shredding is idempotent.
+    // is completed by the next request. Shredding and releasing are idempotent. The
+    // user's idempotency records go too (their fingerprints are of bodies that held the
+    // address), this request's own included: a repeat finds nothing to do and answers
+    // 200 all the same.
     state.keys.shred(user_id.as_uuid()).await?;
+    crate::idempotency::release_for(&state.store, user_id).await?;
     tracing::info!(%user_id, "personal data erased");
     Ok(reply)
 }

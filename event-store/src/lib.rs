@@ -8,6 +8,7 @@
 //!   expected-version checks, claims and its own success or error.
 //! - `chain.rs` defines the canonical bytes of an event and the SHA-256 hash chain.
 //! - `read.rs` reads a stream, the log by position, and tails it ([`Tail`]).
+//! - `claims.rs` expires claims by age and releases those a stream's appends made.
 //! - `verify.rs` recomputes the chain and reports the first bad position.
 //! - `stream.rs` and `event.rs` hold the value types; `error.rs` the typed errors.
 //! - `schema.rs` applies the `migrations/eventstore` set and grants the writer account.
@@ -20,6 +21,7 @@
 
 mod append;
 mod chain;
+mod claims;
 mod error;
 mod event;
 mod literal;
