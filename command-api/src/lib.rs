@@ -54,7 +54,7 @@ pub use error::ApiError;
 pub use idempotency::{sweep as sweep_idempotency_records, Expiry as IdempotencyExpiry};
 pub use openapi::document as openapi_document;
 pub use state::AppState;
-pub use users::{DISPLAY_NAME_FIELD, EMAIL_FIELD};
+pub use users::{DEACTIVATION_REASON_FIELD, DISPLAY_NAME_FIELD, EMAIL_FIELD};
 
 /// Connects to the event store and keyring that `config` names and serves the API on
 /// `listener` until `shutdown` completes.

@@ -233,6 +233,14 @@ async fn after_erasure_nothing_in_a_full_dump_confirms_a_guessed_address() {
     )
     .await
     .ok(StatusCode::OK);
+    app.send(
+        Req::post(format!("/api/v1/users/{id}/deactivate"))
+            .token(&token)
+            .idempotency_key("deactivate-1")
+            .json(json!({"reason": format!("asked by {first} in a letter")})),
+    )
+    .await
+    .ok(StatusCode::OK);
     app.send(Req::delete(format!("/api/v1/users/{id}/personal-data")).token(&token))
         .await
         .ok(StatusCode::OK);
