@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use keyring::{BlindIndex, MasterKeys};
 use ledger::CurrencySet;
-use platform::{AuthArgs, TelemetryArgs};
+use platform::{AuthArgs, ListenerArgs, TelemetryArgs};
 
 /// Default address of the service (API.md).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8081";
@@ -89,6 +89,8 @@ pub struct Config {
     #[arg(long, env = "DATABASE_READ_TIMEOUT_SECS", default_value_t = 5)]
     pub read_timeout_secs: u64,
     #[command(flatten)]
+    pub listener: ListenerArgs,
+    #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -124,6 +126,7 @@ impl fmt::Debug for Config {
             .field("currencies", &self.currencies)
             .field("max_attempts", &self.max_attempts)
             .field("idempotency_ttl_secs", &self.idempotency_ttl_secs)
+            .field("listener", &self.listener)
             .field("auth", &self.auth)
             .field("telemetry", &self.telemetry)
             .field("task", &self.task)

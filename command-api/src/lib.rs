@@ -63,6 +63,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    refuse_unsafe_settings(&listener, &config)?;
     let state = state_from(&config).await?;
     let sweeper = tokio::spawn(idempotency::sweep_forever(
         state.store().clone(),
@@ -75,9 +76,42 @@ pub async fn run(
         tracing::warn!("serving GET /dev/token: development only");
         app = app.merge(dev_token::router(std::sync::Arc::new(keys)));
     }
-    let served = platform::serve(listener, app, shutdown).await;
+    let served =
+        platform::serve_with(listener, app, shutdown, config.listener.serve_options()).await;
     sweeper.abort();
     served?;
+    Ok(())
+}
+
+/// Settings the service will not start with: dev tokens anywhere but a developer's
+/// loopback listener without an identity provider (anyone reaching `/dev/token` could
+/// mint an admin token), and a request timeout that could cut off a command that may
+/// have been applied.
+fn refuse_unsafe_settings(listener: &TcpListener, config: &Config) -> anyhow::Result<()> {
+    if config.dev_tokens {
+        if config.auth.jwks_url.is_some() {
+            anyhow::bail!(
+                "DEV_TOKENS cannot be on together with JWKS_URL: dev tokens are for the dev \
+                 stack only"
+            );
+        }
+        let addr = listener
+            .local_addr()
+            .context("reading the listen address")?;
+        if !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "DEV_TOKENS needs a loopback listen address (127.0.0.1 or ::1), not {addr}: \
+                 dev tokens are for the dev stack only"
+            );
+        }
+    }
+    if config.listener.request_timeout_secs <= config.deadline_secs {
+        anyhow::bail!(
+            "HTTP_REQUEST_TIMEOUT_SECS ({}) must be longer than COMMAND_DEADLINE_SECS ({})",
+            config.listener.request_timeout_secs,
+            config.deadline_secs
+        );
+    }
     Ok(())
 }
 

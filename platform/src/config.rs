@@ -80,6 +80,30 @@ impl AuthArgs {
     }
 }
 
+/// The limits of a service's HTTP listener (see [`crate::ServeOptions`]).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ListenerArgs {
+    /// Seconds a client has to send a request's headers before its connection is closed.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+    /// Seconds within which a request is answered, or gets 408 `request_timeout`.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+    /// Connections served at once; more are answered 503 and closed.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+}
+
+impl ListenerArgs {
+    pub fn serve_options(&self) -> crate::ServeOptions {
+        crate::ServeOptions {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
+}
+
 /// How the process logs and, optionally, exports its spans.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct TelemetryArgs {
@@ -198,6 +222,36 @@ mod tests {
             .auth
             .remote_jwks()
             .is_none());
+    }
+
+    #[test]
+    fn listener_limits_default_and_parse() {
+        #[derive(Parser)]
+        struct Listening {
+            #[command(flatten)]
+            listener: ListenerArgs,
+        }
+        let options = Listening::try_parse_from(["svc"])
+            .unwrap()
+            .listener
+            .serve_options();
+        assert_eq!(options, crate::ServeOptions::default());
+        let options = Listening::try_parse_from([
+            "svc",
+            "--header-read-timeout-secs",
+            "3",
+            "--request-timeout-secs",
+            "20",
+            "--max-connections",
+            "7",
+        ])
+        .unwrap()
+        .listener
+        .serve_options();
+        assert_eq!(options.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(options.request_timeout, Duration::from_secs(20));
+        assert_eq!(options.max_connections, 7);
+        assert!(Listening::try_parse_from(["svc", "--max-connections", "0"]).is_err());
     }
 
     #[test]

@@ -21,8 +21,8 @@
 //! | `correlation` | [`CorrelationId`] extractor and the [`correlate`] middleware (span, echo header) |
 //! | `metrics` | [`Metrics`]: registry, `http_request_duration_seconds`, `GET /metrics` |
 //! | `health` | [`Readiness`]: `GET /health/live`, `GET /health/ready` with async checks |
-//! | `server` | [`serve`], [`shutdown_signal`], [`observe`] (the standard middleware) and fallbacks |
-//! | `config` | [`AuthArgs`], [`TelemetryArgs`]: clap groups services flatten into their `Config` |
+//! | `server` | [`serve`] / [`serve_with`] (header-read and request timeouts, a connection cap), [`shutdown_signal`], [`observe`] (the standard middleware) and fallbacks |
+//! | `config` | [`AuthArgs`], [`ListenerArgs`], [`TelemetryArgs`]: clap groups services flatten into their `Config` |
 //!
 //! [`TelemetryArgs`] reads `LOG_FORMAT` (`json` | `text`), `RUST_LOG` (the filter, for log
 //! lines and exported spans alike), `OTEL_EXPORTER_OTLP_ENDPOINT` (a collector's base URL,
@@ -99,7 +99,7 @@ pub use auth::{
     AuthSetupError, Authenticator, JwksSource, SigningAlgorithm, TokenError, TokenPolicy,
     UnsupportedAlgorithm,
 };
-pub use config::{AuthArgs, TelemetryArgs};
+pub use config::{AuthArgs, ListenerArgs, TelemetryArgs};
 pub use correlation::{correlate, CorrelationId, CORRELATION_ID_HEADER};
 pub use dev_keys::{
     DevKeyError, DevKeys, DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_FILE, DEV_SIGNING_KEY_FILE,
@@ -113,7 +113,10 @@ pub use otlp::{
 };
 pub use principal::{Principal, Role, UnknownRole};
 pub use problem::{FieldProblem, Problem, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
-pub use server::{method_not_allowed, not_found, observe, serve, shutdown_signal, ServeError};
+pub use server::{
+    method_not_allowed, not_found, observe, serve, serve_with, shutdown_signal, ServeError,
+    ServeOptions,
+};
 pub use telemetry::{
     init, LogFormat, Telemetry, TelemetryError, UnknownLogFormat, DEFAULT_LOG_FILTER,
 };

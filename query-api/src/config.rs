@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use keyring::MasterKeys;
-use platform::{AuthArgs, TelemetryArgs};
+use platform::{AuthArgs, ListenerArgs, TelemetryArgs};
 
 use crate::state::Settings;
 
@@ -63,6 +63,8 @@ pub struct Config {
     #[arg(long, env = "VIEW_CACHE_CAPACITY", default_value_t = 10_000)]
     pub view_cache_capacity: usize,
     #[command(flatten)]
+    pub listener: ListenerArgs,
+    #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -82,6 +84,7 @@ impl fmt::Debug for Config {
             .field("projection", &self.projection)
             .field("checkpoint_poll_ms", &self.checkpoint_poll_ms)
             .field("view_cache_capacity", &self.view_cache_capacity)
+            .field("listener", &self.listener)
             .field("auth", &self.auth)
             .field("telemetry", &self.telemetry)
             .finish()

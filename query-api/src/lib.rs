@@ -72,7 +72,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = state_from(&config).await?;
-    platform::serve(listener, router(state), shutdown).await?;
+    platform::serve_with(
+        listener,
+        router(state),
+        shutdown,
+        config.listener.serve_options(),
+    )
+    .await?;
     Ok(())
 }
 
