@@ -22,6 +22,7 @@
 //! | `metrics` | [`Metrics`]: registry, `http_request_duration_seconds`, `GET /metrics` |
 //! | `health` | [`Readiness`]: `GET /health/live`, `GET /health/ready` with async checks |
 //! | `server` | [`serve`] / [`serve_with`] (header-read and request timeouts, a connection cap), [`shutdown_signal`], [`observe`] (the standard middleware) and fallbacks |
+//! | `secret` | [`Secret`]: a password or key setting; `Debug`, `Display` and `--help` never show it |
 //! | `config` | [`AuthArgs`], [`ListenerArgs`], [`TelemetryArgs`]: clap groups services flatten into their `Config` |
 //!
 //! [`TelemetryArgs`] reads `LOG_FORMAT` (`json` | `text`), `RUST_LOG` (the filter, for log
@@ -91,6 +92,7 @@ mod metrics;
 mod otlp;
 mod principal;
 mod problem;
+mod secret;
 mod server;
 mod telemetry;
 mod verified;
@@ -113,6 +115,7 @@ pub use otlp::{
 };
 pub use principal::{Principal, Role, UnknownRole};
 pub use problem::{FieldProblem, Problem, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
+pub use secret::Secret;
 pub use server::{
     method_not_allowed, not_found, observe, serve, serve_with, shutdown_signal, ServeError,
     ServeOptions,

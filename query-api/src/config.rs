@@ -5,11 +5,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use keyring::MasterKeys;
+pub use platform::Secret;
 use platform::{AuthArgs, ListenerArgs, TelemetryArgs};
 
 use crate::state::Settings;
@@ -34,11 +34,17 @@ pub struct Config {
     #[arg(long, env = "QUERY_API_ADDR", default_value = DEFAULT_ADDR)]
     pub addr: SocketAddr,
     /// The read tables (users_view, balances_view, transactions_view, checkpoints).
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_default_value = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        hide_default_value = true,
+        hide_env_values = true
+    )]
     pub database_url: Secret,
     /// The event log and `data_keys`, when they live in another database than the read
     /// tables; `DATABASE_URL` otherwise.
-    #[arg(long, env = "EVENTS_DATABASE_URL")]
+    #[arg(long, env = "EVENTS_DATABASE_URL", hide_env_values = true)]
     pub events_database_url: Option<Secret>,
     /// Connections per database pool.
     #[arg(long, env = "QUERY_API_POOL_SIZE", default_value_t = 8)]
@@ -121,40 +127,6 @@ impl Config {
             cache_capacity: self.view_cache_capacity,
             ..Settings::default()
         }
-    }
-}
-
-/// A setting that must never be printed: `Debug` and `Display` show `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
     }
 }
 
