@@ -38,6 +38,13 @@ pub struct Config {
         hide_env_values = true
     )]
     pub database_url: Secret,
+    /// The database holding the data keys (`data_keys`, the keyring migration set), when
+    /// it is reached by another route or account than DATABASE_URL, or kept apart from
+    /// the log (then out of the log's backups). Erasure shreds there after its append
+    /// committed to the log; the erasure sweeper completes any shred that did not
+    /// happen. Default: DATABASE_URL.
+    #[arg(long, env = "KEYS_DATABASE_URL", hide_env_values = true)]
+    pub keys_database_url: Option<Secret>,
     /// Master keys `1:<base64>,2:<base64>` (the highest version wraps new data keys).
     #[arg(long, env = "MASTER_KEYS", hide_env_values = true)]
     pub master_keys: Option<Secret>,
@@ -88,6 +95,10 @@ pub struct Config {
     /// server-side a little below it).
     #[arg(long, env = "DATABASE_READ_TIMEOUT_SECS", default_value_t = 5)]
     pub read_timeout_secs: u64,
+    /// Seconds between two sweeps for erased users whose data key is still live (an
+    /// erasure cut short between its append and its shred); one sweep runs at start.
+    #[arg(long, env = "ERASURE_SWEEP_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub erasure_sweep_interval_secs: u64,
     #[command(flatten)]
     pub listener: ListenerArgs,
     #[command(flatten)]
@@ -118,6 +129,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("addr", &self.addr)
             .field("database_url", &self.database_url)
+            .field("keys_database_url", &self.keys_database_url)
             .field("master_keys", &self.master_keys)
             .field("master_keys_file", &self.master_keys_file)
             .field("blind_index_key", &self.blind_index_key)
@@ -126,6 +138,10 @@ impl fmt::Debug for Config {
             .field("currencies", &self.currencies)
             .field("max_attempts", &self.max_attempts)
             .field("idempotency_ttl_secs", &self.idempotency_ttl_secs)
+            .field(
+                "erasure_sweep_interval_secs",
+                &self.erasure_sweep_interval_secs,
+            )
             .field("listener", &self.listener)
             .field("auth", &self.auth)
             .field("telemetry", &self.telemetry)
@@ -147,6 +163,13 @@ impl Config {
             keep_for: std::time::Duration::from_secs(self.idempotency_ttl_secs),
             sweep_every: std::time::Duration::from_secs(self.idempotency_sweep_secs.max(1)),
         }
+    }
+
+    /// Where the data keys are: KEYS_DATABASE_URL, else DATABASE_URL.
+    pub fn keys_database_url(&self) -> &Secret {
+        self.keys_database_url
+            .as_ref()
+            .unwrap_or(&self.database_url)
     }
 
     pub fn currency_set(&self) -> anyhow::Result<CurrencySet> {

@@ -54,6 +54,11 @@ pub enum ApiError {
         #[source]
         source: DecodeError,
     },
+    /// An erasure is in the log but its data key could not be shredded yet: the command
+    /// was applied and is not complete, so the answer is `outcome_unknown` (a repeat
+    /// completes it, as does the sweeper).
+    #[error("the erasure is recorded; its data key is not shredded yet")]
+    ErasurePending,
     /// A stored record that is not what this service writes: a bug, never bad input.
     #[error("corrupt {what}")]
     Corrupt { what: &'static str },
@@ -126,6 +131,7 @@ impl ApiError {
                 AppendError::OutcomeUnknown => outcome_unknown(),
                 AppendError::Invalid(_) | AppendError::DuplicateEventId(_) => Problem::internal(),
             },
+            ApiError::ErasurePending => outcome_unknown(),
             ApiError::Store(StoreError::Database(e)) if is_unavailable(e) => unavailable(),
             ApiError::Keyring(KeyringError::Shredded { .. }) => conflict(
                 "user_erased",

@@ -15,6 +15,8 @@
 //! - `email_index.rs`, `idempotency.rs`: the claims made in the same append.
 //! - `reply.rs`: the success answer (`X-Position`, `ETag`); `error.rs`: `ApiError`, the
 //!   one mapping to problem+json.
+//! - `sweeper.rs`: the erasure sweeper, at start and every interval: shreds the key of
+//!   every user erased in the log whose key is still live (an erasure cut short).
 //! - `openapi.rs`: `/openapi.json`, generated from the handlers; `config.rs`: settings
 //!   and the dev secrets in `.dev/`; `append_metrics.rs`: the store's batches as metrics.
 //!
@@ -33,6 +35,7 @@ mod openapi;
 mod reply;
 mod state;
 mod stream;
+mod sweeper;
 mod transactions;
 mod users;
 
@@ -56,6 +59,10 @@ pub use openapi::document as openapi_document;
 pub use state::AppState;
 pub use users::{DEACTIVATION_REASON_FIELD, DISPLAY_NAME_FIELD, EMAIL_FIELD};
 
+/// Connections to a data keys' database of its own (KEYS_DATABASE_URL): keys are read on
+/// a key-cache miss and written at registration and erasure only.
+const KEYS_POOL_SIZE: u32 = 8;
+
 /// Connects to the event store and keyring that `config` names and serves the API on
 /// `listener` until `shutdown` completes.
 pub async fn run(
@@ -65,10 +72,17 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     refuse_unsafe_settings(&listener, &config)?;
     let state = state_from(&config).await?;
-    let sweeper = tokio::spawn(idempotency::sweep_forever(
+    let expiring = tokio::spawn(idempotency::sweep_forever(
         state.store().clone(),
         config.idempotency_expiry(),
     ));
+    let sweeper = sweeper::Sweeper::new(
+        state.store.clone(),
+        state.keys.clone(),
+        std::time::Duration::from_secs(config.erasure_sweep_interval_secs),
+        state.metrics(),
+    );
+    let sweeping = tokio::spawn(sweeper.run());
     let mut app = router(state);
     if config.dev_tokens {
         let keys = platform::DevKeys::load_or_create(&config.dev_dir)
@@ -78,7 +92,8 @@ pub async fn run(
     }
     let served =
         platform::serve_with(listener, app, shutdown, config.listener.serve_options()).await;
-    sweeper.abort();
+    expiring.abort();
+    sweeping.abort();
     served?;
     Ok(())
 }
@@ -123,9 +138,9 @@ pub async fn rewrap_keys(config: &Config, batch: u32) -> anyhow::Result<u64> {
     let active = secrets.master_keys.active_version();
     let pool = sqlx::mysql::MySqlPoolOptions::new()
         .max_connections(1)
-        .connect(config.database_url.expose())
+        .connect(config.keys_database_url().expose())
         .await
-        .context("connecting to the database (DATABASE_URL)")?;
+        .context("connecting to the data keys' database (KEYS_DATABASE_URL or DATABASE_URL)")?;
     let moved = KeyStore::new(pool.clone(), secrets.master_keys)
         .rewrap_all(batch)
         .await
@@ -168,7 +183,30 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     .context("connecting to the event store (DATABASE_URL)")?;
     let pool = store.pool().clone();
     metrics.watch_pool("events", move || event_store::pool_usage(&pool));
-    let keys = KeyStore::new(store.pool().clone(), secrets.master_keys);
+    let keys_pool = match &config.keys_database_url {
+        None => store.pool().clone(),
+        Some(url) => {
+            let pool = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(KEYS_POOL_SIZE)
+                .acquire_timeout(std::time::Duration::from_secs(
+                    config.connect_timeout_secs.max(1),
+                ))
+                .connect(url.expose())
+                .await
+                .context("connecting to the data keys' database (KEYS_DATABASE_URL)")?;
+            let sampled = pool.clone();
+            metrics.watch_pool("keys", move || event_store::pool_usage(&sampled));
+            pool
+        }
+    };
+    let keys = KeyStore::with_options(
+        keys_pool,
+        secrets.master_keys,
+        keyring::KeyStoreOptions {
+            query_timeout: std::time::Duration::from_secs(config.read_timeout_secs.max(1)),
+            ..keyring::KeyStoreOptions::default()
+        },
+    );
     Ok(AppState::new(
         store,
         keys,

@@ -377,12 +377,29 @@ pub(crate) async fn erase_personal_data(
     )
     .await?;
     // After the commit, and on every repeat: a shredding interrupted before it finished
-    // is completed by the next request. Shredding and releasing are idempotent. The
-    // user's idempotency records go too (their fingerprints are of bodies that held the
-    // address), this request's own included: a repeat finds nothing to do and answers
-    // 200 all the same.
-    state.keys.shred(user_id.as_uuid()).await?;
-    crate::idempotency::release_for(&state.store, user_id).await?;
+    // is completed by the next request, or by the erasure sweeper (`sweeper.rs`) of any
+    // replica. Shredding is idempotent. The erasure is in the log by now, so a shred that
+    // fails must not be answered as a failure of the command (ADR 0012): the answer is
+    // `outcome_unknown`, and the repeat it asks for answers 200 once the key is gone.
+    if let Err(error) = state.keys.shred(user_id.as_uuid()).await {
+        tracing::warn!(
+            %user_id,
+            error = %error,
+            "erasure recorded, its data key not shredded yet: a repeat or the sweeper completes it"
+        );
+        return Err(ApiError::ErasurePending);
+    }
+    // The user's idempotency records go too (their fingerprints are of bodies that held
+    // the address), this request's own included: a repeat finds nothing to do and answers
+    // 200 all the same. Like the shred, a failure here asks for the repeat.
+    if let Err(error) = crate::idempotency::release_for(&state.store, user_id).await {
+        tracing::warn!(
+            %user_id,
+            error = %error,
+            "erasure recorded, its idempotency records not released yet: a repeat completes it"
+        );
+        return Err(ApiError::ErasurePending);
+    }
     tracing::info!(%user_id, "personal data erased");
     Ok(reply)
 }

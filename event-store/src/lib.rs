@@ -10,6 +10,7 @@
 //! - `read.rs` reads a stream, the log by position, and tails it ([`Tail`]).
 //! - `claims.rs` expires claims by age and releases those a stream's appends made.
 //! - `verify.rs` recomputes the chain and reports the first bad position.
+//! - `topic.rs`: event-type patterns in RabbitMQ's topic syntax ([`TypeFilter`]).
 //! - `stream.rs` and `event.rs` hold the value types; `error.rs` the typed errors.
 //! - `schema.rs` applies the `migrations/eventstore` set and grants the writer account.
 //! - [`relay`] publishes the log to RabbitMQ as CloudEvents (its binary: `src/bin/relay.rs`,
@@ -33,6 +34,7 @@ mod store;
 mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod topic;
 mod verify;
 
 pub use chain::{event_hash, Hash, GENESIS_HASH};
@@ -42,8 +44,9 @@ pub use event::{
     StreamWrite, WrittenStream,
 };
 pub use observe::{AppendObserver, BatchObserver};
-pub use read::Tail;
+pub use read::{HeadWatch, Tail};
 pub use schema::{grant_writer, migrator};
 pub use store::{pool_usage, EventStore, StoreOptions};
 pub use stream::{ExpectedVersion, InvalidName, StreamId};
+pub use topic::{InvalidPattern, TypeFilter, TypePattern};
 pub use verify::VerifyReport;

@@ -104,6 +104,31 @@ impl EventStore {
         rows.iter().map(decode_event).collect()
     }
 
+    /// Events of `event_type` at positions in `after + 1 ..= upto`, in position order, at
+    /// most `limit`. No index serves the type: the query walks the log's positions from
+    /// `after`, so a reader pages on from the last position it saw (or, for a page
+    /// under `limit`, from `upto`).
+    pub async fn read_of_type(
+        &self,
+        event_type: &EventType,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND position <= ? \
+             AND event_type = ? ORDER BY position LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(upto)
+            .bind(event_type.as_str())
+            .bind(limit)
+            .fetch_all(&self.inner.pool)
+            .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
     /// The stream's current version (0 for a stream with no events).
     pub async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
         let v: Option<u64> = self
@@ -131,6 +156,41 @@ impl EventStore {
             what: "hash",
         })?;
         Ok(Some((position, hash)))
+    }
+
+    /// The last position up to `upto` recorded at or before `time` (0 if none).
+    ///
+    /// `recorded_at` never decreases along positions (an append is recorded no earlier
+    /// than the head it follows, whatever the clock says), so the events recorded by a
+    /// time are a prefix of the log, found with a binary search of about log2(`upto`)
+    /// primary-key lookups.
+    pub async fn last_position_by(
+        &self,
+        time: time::OffsetDateTime,
+        upto: u64,
+    ) -> Result<u64, StoreError> {
+        let at = |position: u64| async move {
+            let recorded: Option<time::PrimitiveDateTime> =
+                sqlx::query_scalar("SELECT recorded_at FROM events WHERE position = ?")
+                    .bind(position)
+                    .fetch_optional(&self.inner.pool)
+                    .await?;
+            recorded.map(|t| t.assume_utc()).ok_or(StoreError::Corrupt {
+                position,
+                what: "position sequence (a hole in the log)",
+            })
+        };
+        // Invariant: `low` is recorded by `time` (or 0), `high + 1` after it.
+        let (mut low, mut high) = (0, upto);
+        while low < high {
+            let mid = low + (high - low).div_ceil(2);
+            if at(mid).await? <= time {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        Ok(low)
     }
 
     /// The claim held on `key` in `scope`, if any.
@@ -173,6 +233,66 @@ impl EventStore {
             page: 500,
             idle: MIN_POLL,
         }
+    }
+}
+
+/// The log's last position, followed by one poller for any number of readers (a
+/// subscription stream per client, a webhook delivery per subscription): each reader
+/// waits on it instead of polling the log itself, and reads the log only when it grew.
+/// The poller queries only while someone holds a receiver, and stops when the last
+/// `HeadWatch` is dropped.
+#[derive(Clone)]
+pub struct HeadWatch {
+    tx: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl HeadWatch {
+    /// A receiver of the head position (0 until first read).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tx.subscribe()
+    }
+
+    /// Readers currently following the head.
+    pub fn followers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+impl EventStore {
+    /// Starts following the head, reading it every `interval` while anyone listens.
+    pub fn watch_head(&self, interval: std::time::Duration) -> HeadWatch {
+        let tx = std::sync::Arc::new(tokio::sync::watch::channel(0).0);
+        let weak = std::sync::Arc::downgrade(&tx);
+        let store = self.clone();
+        let mut local = self.inner.committed.clone();
+        tokio::spawn(async move {
+            let idle = interval.max(std::time::Duration::from_millis(50));
+            loop {
+                let Some(tx) = weak.upgrade() else { return };
+                if tx.receiver_count() == 0 {
+                    drop(tx);
+                    tokio::time::sleep(idle).await;
+                    continue;
+                }
+                match store.head().await {
+                    Ok(head) => {
+                        let position = head.map_or(0, |(p, _)| p);
+                        tx.send_if_modified(|p| {
+                            let moved = *p < position;
+                            *p = (*p).max(position);
+                            moved
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading the log's head failed"),
+                }
+                drop(tx);
+                // Commits of this process wake the poller at once.
+                if let Ok(Err(_closed)) = tokio::time::timeout(interval, local.changed()).await {
+                    tokio::time::sleep(interval).await;
+                }
+            }
+        });
+        HeadWatch { tx }
     }
 }
 

@@ -18,6 +18,9 @@ pub struct KeyStoreOptions {
     /// Also how long another process may keep opening a subject's data after it was
     /// shredded here: the shredding process drops its own entry at once.
     pub cache_ttl: Duration,
+    /// The longest one query of a command's path (fetch, create, shred) waits for the
+    /// database: a paused server or a half-open link costs one limit, never a hang.
+    pub query_timeout: Duration,
 }
 
 impl Default for KeyStoreOptions {
@@ -25,6 +28,7 @@ impl Default for KeyStoreOptions {
         Self {
             cache_capacity: 10_000,
             cache_ttl: Duration::from_secs(60),
+            query_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -41,6 +45,21 @@ struct Inner {
     pool: MySqlPool,
     master: MasterKeys,
     cache: KeyCache,
+    query_timeout: Duration,
+}
+
+/// `query`, failing as a timed-out I/O error once `limit` has passed.
+async fn bounded<T>(
+    limit: Duration,
+    query: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    match tokio::time::timeout(limit, query).await {
+        Ok(result) => result,
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no reply from the key database within {limit:?}"),
+        ))),
+    }
 }
 
 /// A `data_keys` row: `None` bytes mean shredded.
@@ -57,6 +76,7 @@ impl KeyStore {
                 pool,
                 master,
                 cache: KeyCache::new(options.cache_capacity, options.cache_ttl),
+                query_timeout: options.query_timeout,
             }),
         }
     }
@@ -99,7 +119,7 @@ impl KeyStore {
             None => {
                 let wrapped = self.inner.master.wrap(&DataKey::generate(subject)?)?;
                 // The first insert wins; everyone then reads back the winner's key.
-                sqlx::query(
+                let insert = sqlx::query(
                     "INSERT INTO data_keys (subject, master_version, wrapped, created_at) \
                      VALUES (?, ?, ?, UTC_TIMESTAMP(6)) \
                      ON DUPLICATE KEY UPDATE subject = subject",
@@ -107,9 +127,10 @@ impl KeyStore {
                 .bind(subject)
                 .bind(wrapped.master_version())
                 .bind(wrapped.bytes())
-                .execute(&self.inner.pool)
-                .await
-                .map_err(KeyringError::database("creating a data key"))?;
+                .execute(&self.inner.pool);
+                bounded(self.inner.query_timeout, insert)
+                    .await
+                    .map_err(KeyringError::database("creating a data key"))?;
                 self.fetch(subject)
                     .await?
                     .ok_or(KeyringError::NoDataKey { subject })?
@@ -139,18 +160,50 @@ impl KeyStore {
     /// Old row images may linger in InnoDB undo logs, binary logs and backups until they
     /// are purged or expire; their retention bounds how complete the shredding is.
     pub async fn shred(&self, subject: Uuid) -> Result<(), KeyringError> {
-        sqlx::query(
+        let shred = sqlx::query(
             "INSERT INTO data_keys (subject, master_version, wrapped, created_at, shredded_at) \
              VALUES (?, NULL, NULL, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) \
              ON DUPLICATE KEY UPDATE master_version = NULL, wrapped = NULL, \
              shredded_at = COALESCE(shredded_at, UTC_TIMESTAMP(6))",
         )
         .bind(subject)
-        .execute(&self.inner.pool)
-        .await
-        .map_err(KeyringError::database("shredding a data key"))?;
+        .execute(&self.inner.pool);
+        bounded(self.inner.query_timeout, shred)
+            .await
+            .map_err(KeyringError::database("shredding a data key"))?;
         self.inner.cache.forget_shredded(subject);
         Ok(())
+    }
+
+    /// Those of `subjects` not shredded: with a live key, or with no key row at all.
+    pub async fn unshredded(&self, subjects: &[Uuid]) -> Result<Vec<Uuid>, KeyringError> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; subjects.len()].join(", ");
+        let sql = format!(
+            "SELECT subject FROM data_keys WHERE shredded_at IS NOT NULL AND subject IN ({marks})"
+        );
+        let mut query = sqlx::query_scalar::<_, Uuid>(&sql);
+        for subject in subjects {
+            query = query.bind(subject);
+        }
+        let shredded: std::collections::HashSet<Uuid> =
+            bounded(self.inner.query_timeout, query.fetch_all(&self.inner.pool))
+                .await
+                .map_err(KeyringError::database(
+                    "reading which data keys are shredded",
+                ))?
+                .into_iter()
+                .collect();
+        let mut out: Vec<Uuid> = subjects
+            .iter()
+            .copied()
+            .filter(|s| !shredded.contains(s))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     /// Rewraps every live data key not yet under the active master version, `batch`
@@ -210,9 +263,11 @@ impl KeyStore {
     }
 
     async fn fetch(&self, subject: Uuid) -> Result<Option<Row>, KeyringError> {
-        sqlx::query_as("SELECT master_version, wrapped FROM data_keys WHERE subject = ?")
-            .bind(subject)
-            .fetch_optional(&self.inner.pool)
+        let read =
+            sqlx::query_as("SELECT master_version, wrapped FROM data_keys WHERE subject = ?")
+                .bind(subject)
+                .fetch_optional(&self.inner.pool);
+        bounded(self.inner.query_timeout, read)
             .await
             .map_err(KeyringError::database("reading a data key"))
     }

@@ -202,6 +202,26 @@ async fn shredding_a_subject_without_a_key_keeps_it_keyless() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unshredded_names_live_and_keyless_subjects_once_each() {
+    let db = TestDatabase::new().await;
+    let store = db.store("1");
+    let (live, shredded, keyless) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    store.data_key_for(live).await.unwrap();
+    store.data_key_for(shredded).await.unwrap();
+    store.shred(shredded).await.unwrap();
+    let mut expected = vec![live, keyless];
+    expected.sort();
+    assert_eq!(
+        store
+            .unshredded(&[live, shredded, keyless, live])
+            .await
+            .unwrap(),
+        expected
+    );
+    assert!(store.unshredded(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_rewraps_every_live_key_under_the_active_version() {
     let db = TestDatabase::new().await;
     let before = db.store("1");
@@ -244,6 +264,7 @@ async fn rotation_rewraps_every_live_key_under_the_active_version() {
         KeyStoreOptions {
             cache_capacity: 0,
             cache_ttl: Duration::ZERO,
+            ..KeyStoreOptions::default()
         },
     );
     for (s, text) in subjects.iter().zip(&sealed).skip(1) {

@@ -166,12 +166,13 @@ pub async fn execute(command: Option<Command>, config: Config) -> Result<ExitCod
             bar.finish();
             let report = report?;
             println!(
-                "rebuilt {} events in {:.1}s ({:.0} events/s); swapped in at position {}, \
-                 caught up to {}",
+                "rebuilt {} events in {:.1}s ({:.0} events/s); swapped in at position {} \
+                 (generation {}), caught up to {}",
                 report.events,
                 report.elapsed.as_secs_f64(),
                 report.events as f64 / report.elapsed.as_secs_f64().max(1e-9),
                 report.swapped_at,
+                report.generation,
                 report.checkpoint
             );
             for position in &report.parked {

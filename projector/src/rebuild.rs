@@ -1,5 +1,5 @@
 //! `projector rebuild`: the read tables built again from the whole log and swapped in
-//! while the live projector keeps serving.
+//! while the live projector keeps serving, never lower than the live tables stand.
 //!
 //! 1. `<table>_rebuild` copies of the live tables are created (`CREATE TABLE … LIKE`,
 //!    so the migration stays the one definition) without their secondary indexes, and
@@ -7,12 +7,19 @@
 //!    and applies; every row lives in memory (a rebuild wrote all of them, so nothing is
 //!    read back); transaction rows leave every 20,000 events as thousand-row INSERTs on
 //!    a writer connection of their own, while the next pages are applied; user and
-//!    balance rows, rewritten over and over, are written once at the end. The indexes
-//!    are then built in one pass each.
-//! 2. At the head, one `RENAME TABLE` swaps all four tables (the checkpoint among them)
-//!    atomically: readers see the old tables or the new ones, never a mix. A live batch
-//!    in flight finishes first, or loses a metadata-lock deadlock to the swap and is
-//!    retried on the new tables.
+//!    balance rows, rewritten over and over, are written once at the end. Passes follow
+//!    the growing log until one is short; the indexes are then built in one pass each,
+//!    and short passes follow the log again.
+//! 2. The swap happens under the checkpoint's lock (`LOCK TABLES checkpoints READ` on a
+//!    connection of its own: readers go on, every live batch waits, one in flight
+//!    commits first). The copies are filled up to the live checkpoint, so they are at
+//!    least where the live tables are; their checkpoint rows get the live rows'
+//!    `generation` plus one. Then one `RENAME TABLE` swaps all four tables (the
+//!    checkpoint among them) atomically, and the lock is released only once that rename
+//!    is queued behind it: the rename's pending exclusive metadata lock goes before every
+//!    batch queued meanwhile, so no batch commits to the tables being replaced. Readers
+//!    see the old tables or the new ones, never a mix, never a lower position, and a
+//!    new generation with the new ones (docs/adr/0015).
 //! 3. The live path then applies whatever was appended meanwhile, under the checkpoint
 //!    lock like any batch, so the command ends with the tables at the head. Messages
 //!    the live projector receives afterwards are duplicates or fill gaps as usual.
@@ -40,6 +47,12 @@ const READ_PAGE: u32 = 5_000;
 const FLUSH_EVENTS: u64 = 20_000;
 /// Events one catch-up transaction applies after the swap.
 const CATCH_UP_EVENTS: usize = 5_000;
+/// A pass over fewer events than this is the last before the indexes are built, and
+/// before the swap: what the log gains meanwhile is little, and what the live tables
+/// have of it is applied under the checkpoint's lock (live batches wait that long).
+const SHORT_PASS: u64 = 5_000;
+/// How often the swap looks whether its `RENAME TABLE` is queued behind the lock.
+const RENAME_QUEUED_POLL: Duration = Duration::from_millis(2);
 
 /// How far a rebuild (or verify) has got, reported after every write.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,8 +80,11 @@ impl Progress {
 /// What a rebuild did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RebuildReport {
-    /// The position the rebuilt tables had when they were swapped in.
+    /// The position the rebuilt tables had when they were swapped in: at least the live
+    /// checkpoint of that moment.
     pub swapped_at: u64,
+    /// The generation of the rebuilt tables' checkpoint (the replaced one's plus one).
+    pub generation: u64,
     /// Events applied to the rebuilt tables.
     pub events: u64,
     /// Parked positions stepped over.
@@ -484,43 +500,30 @@ pub(crate) async fn rebuild(
         parked,
     )
     .await?;
-    // Until a pass finds nothing new: the log grows while we build.
     let built = async {
-        loop {
-            let head = log_head(&projection.store).await?;
-            if head <= shadow.position {
-                return Ok::<(), Error>(());
-            }
-            shadow
-                .fill(
-                    &projection.store,
-                    head,
-                    &mut conn,
-                    Commit::PerPage,
-                    &mut |_, _| {},
-                    progress,
-                )
-                .await?;
-        }
+        follow_the_log(projection, &mut shadow, &mut conn, progress).await?;
+        shadow.restore_indexes(&mut conn).await?;
+        follow_the_log(projection, &mut shadow, &mut conn, progress).await?;
+        swap(projection, &mut conn, &mut shadow, progress).await
     }
     .await;
-    let built = match built {
-        Ok(()) => shadow.restore_indexes(&mut conn).await,
-        Err(error) => Err(error),
+    let generation = match built {
+        Ok(generation) => generation,
+        Err(error) => {
+            let _ = drop_tables(&mut conn, &shadow.tables).await;
+            return Err(error);
+        }
     };
-    if let Err(error) = built {
-        let _ = drop_tables(&mut conn, &shadow.tables).await;
-        return Err(error);
-    }
-    swap(&mut conn, &projection.name, &shadow.tables).await?;
     tracing::info!(
         position = shadow.position,
+        generation,
         events = shadow.events,
         "rebuilt tables swapped in"
     );
 
     let mut report = RebuildReport {
         swapped_at: shadow.position,
+        generation,
         events: shadow.events,
         parked: shadow.parked_skipped.clone(),
         checkpoint: shadow.position,
@@ -546,35 +549,213 @@ pub(crate) async fn rebuild(
     Ok(report)
 }
 
-/// Puts `rebuilt` in place of the live tables in one atomic `RENAME TABLE`, then drops
-/// the old ones.
-async fn swap(
+/// Passes over the log into `shadow` until one finds nothing new or is short: the log
+/// grows while we build.
+async fn follow_the_log(
+    projection: &Projection,
+    shadow: &mut Shadow,
     conn: &mut MySqlConnection,
-    projection: &str,
-    rebuilt: &TableSet,
+    progress: &mut dyn FnMut(&Progress),
 ) -> Result<(), Error> {
+    loop {
+        let head = log_head(&projection.store).await?;
+        let behind = head.saturating_sub(shadow.position);
+        if behind == 0 {
+            return Ok(());
+        }
+        shadow
+            .fill(
+                &projection.store,
+                head,
+                conn,
+                Commit::PerPage,
+                &mut |_, _| {},
+                progress,
+            )
+            .await?;
+        if behind < SHORT_PASS {
+            return Ok(());
+        }
+    }
+}
+
+/// Puts `shadow`'s tables in place of the live ones, at or above the live checkpoint,
+/// with the next generation, in one atomic `RENAME TABLE`; then drops the old ones.
+/// Returns the new generation.
+async fn swap(
+    projection: &Projection,
+    conn: &mut MySqlConnection,
+    shadow: &mut Shadow,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<u64, Error> {
     let live = TableSet::live();
     let old = TableSet::with_suffix("_old");
     drop_tables(conn, &old).await?;
-    // Other projections' checkpoints (if any share these tables' database) move along.
-    sqlx::query(&format!(
-        "INSERT IGNORE INTO `{}` SELECT * FROM `{}` WHERE projection <> ?",
-        rebuilt.checkpoints, live.checkpoints
-    ))
-    .bind(projection)
-    .execute(&mut *conn)
-    .await
-    .map_err(Error::db("carrying other projections' checkpoints over"))?;
+    let renamer: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::db("reading the rebuild's connection id"))?;
     let renames: Vec<String> = live
         .names()
         .iter()
         .zip(old.names())
-        .zip(rebuilt.names())
+        .zip(shadow.tables.names())
         .map(|((live, old), new)| format!("`{live}` TO `{old}`, `{new}` TO `{live}`"))
         .collect();
-    let sql = format!("RENAME TABLE {}", renames.join(", "));
-    apply::execute_text(conn, &sql)
+    let rename = format!("RENAME TABLE {}", renames.join(", "));
+
+    // The checkpoint's lock, on a connection of its own: from here to the rename no live
+    // batch commits (each locks its checkpoint row first, so each waits for the table),
+    // while readers of the checkpoint go on.
+    let mut lock = projection
+        .pool
+        .acquire()
         .await
-        .map_err(Error::db("swapping the rebuilt tables in"))?;
-    drop_tables(conn, &old).await
+        .map_err(Error::db("connecting to the database"))?
+        .detach();
+    let locked = async {
+        apply::execute_text(
+            &mut lock,
+            &format!("LOCK TABLES `{}` READ", live.checkpoints),
+        )
+        .await
+        .map_err(Error::db("locking the checkpoints"))?;
+        let (position, generation) = live_checkpoint(&mut lock, &live, &projection.name).await?;
+        // At least as far as the live tables: what they show, the new ones show too.
+        shadow
+            .fill(
+                &projection.store,
+                position,
+                conn,
+                Commit::PerPage,
+                &mut |_, _| {},
+                progress,
+            )
+            .await?;
+        let generation = generation + 1;
+        stamp_generations(conn, projection, shadow, generation).await?;
+        Ok::<u64, Error>(generation)
+    }
+    .await;
+    let generation = match locked {
+        Ok(generation) => generation,
+        Err(error) => {
+            release(lock).await;
+            return Err(error);
+        }
+    };
+    rename_behind(&projection.pool, conn, renamer, lock, &rename).await?;
+    drop_tables(conn, &old).await?;
+    Ok(generation)
+}
+
+/// The live checkpoint and its generation (0, 0 before the first batch).
+async fn live_checkpoint(
+    conn: &mut MySqlConnection,
+    live: &TableSet,
+    projection: &str,
+) -> Result<(u64, u64), Error> {
+    let found: Option<(u64, u64)> = sqlx::query_as(&format!(
+        "SELECT position, generation FROM `{}` WHERE projection = ?",
+        live.checkpoints
+    ))
+    .bind(projection)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(Error::db("reading the live checkpoint"))?;
+    Ok(found.unwrap_or((0, 0)))
+}
+
+/// The rebuilt checkpoint row gets `generation`; other projections' rows (if any share
+/// these tables' database) move along, each with its generation plus one, as the
+/// tables under them change too.
+async fn stamp_generations(
+    conn: &mut MySqlConnection,
+    projection: &Projection,
+    shadow: &Shadow,
+    generation: u64,
+) -> Result<(), Error> {
+    let live = TableSet::live();
+    sqlx::query(&format!(
+        "INSERT INTO `{}` (projection, position, generation, updated_at) \
+         VALUES (?, ?, ?, UTC_TIMESTAMP(6)) \
+         ON DUPLICATE KEY UPDATE generation = VALUES(generation)",
+        shadow.tables.checkpoints
+    ))
+    .bind(&projection.name)
+    .bind(shadow.position)
+    .bind(generation)
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::db("setting the rebuilt checkpoint's generation"))?;
+    sqlx::query(&format!(
+        "INSERT IGNORE INTO `{}` (projection, position, generation, updated_at) \
+         SELECT projection, position, generation + 1, updated_at FROM `{}` \
+         WHERE projection <> ?",
+        shadow.tables.checkpoints, live.checkpoints
+    ))
+    .bind(&projection.name)
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::db("carrying other projections' checkpoints over"))?;
+    Ok(())
+}
+
+/// Runs `rename` on `conn` and releases `lock` once the rename waits for it. A pending
+/// `RENAME TABLE`'s exclusive metadata lock is granted before the batches that queued
+/// on the checkpoint table meanwhile, so they go on with the new tables.
+async fn rename_behind(
+    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
+    renamer: u64,
+    lock: MySqlConnection,
+    rename: &str,
+) -> Result<(), Error> {
+    let renamed = apply::execute_text(conn, rename);
+    tokio::pin!(renamed);
+    loop {
+        tokio::select! {
+            done = &mut renamed => {
+                // Only a failure ends the rename before the lock is released.
+                release(lock).await;
+                return done.map_err(Error::db("swapping the rebuilt tables in"));
+            }
+            () = tokio::time::sleep(RENAME_QUEUED_POLL) => {
+                match waits_for_metadata_lock(pool, renamer).await {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(error) => {
+                        // Cannot tell: release now; a batch may then commit to the old
+                        // tables just before the swap, as without the lock.
+                        tracing::warn!(%error, "cannot see whether the swap is queued");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    release(lock).await;
+    renamed
+        .await
+        .map_err(Error::db("swapping the rebuilt tables in"))
+}
+
+async fn waits_for_metadata_lock(pool: &MySqlPool, connection: u64) -> Result<bool, sqlx::Error> {
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+         WHERE ID = ? AND STATE = 'Waiting for table metadata lock'",
+    )
+    .bind(connection)
+    .fetch_one(pool)
+    .await?;
+    Ok(waiting > 0)
+}
+
+/// Releases the checkpoint lock and closes its connection (closing alone would release
+/// it too, once the server sees the connection go).
+async fn release(mut lock: MySqlConnection) {
+    if let Err(error) = apply::execute_text(&mut lock, "UNLOCK TABLES").await {
+        tracing::warn!(%error, "releasing the checkpoint lock failed; closing its connection");
+    }
+    let _ = sqlx::Connection::close(lock).await;
 }

@@ -6,7 +6,10 @@
 //! - `GET /api/v1/audit/verify`: recomputes the whole hash chain.
 //! - `GET /api/v1/audit/users/{id}/balances?as_of=|at_position=`: a user's balances at a
 //!   past point, replayed from the user's stream with `ledger::replay`, the same fold the
-//!   commands use: the stream's events up to the point, decoded, folded once.
+//!   commands use: the stream's events up to the point, decoded, folded once. A time
+//!   becomes a position first: `recorded_at` never decreases along the log (the store
+//!   clamps a clock behind the head), so the events recorded by a time are the log up to
+//!   one position, the head for a time at or after the head's; the answer names it.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -112,6 +115,10 @@ pub(crate) struct HistoricBalances {
     as_of: Option<OffsetDateTime>,
     /// The position asked for, if any.
     at_position: Option<u64>,
+    /// The log position the answer reflects: every event up to it and none after. For
+    /// `as_of`, the last event recorded by then (the head, for a time at or after the
+    /// head's `recorded_at`); for `at_position`, that position.
+    position: u64,
     /// How many of the user's events the replay applied.
     stream_version: u64,
     /// The position of the last of them: the answer holds from there until the user's
@@ -205,35 +212,17 @@ pub(crate) async fn verify(
     }))
 }
 
-/// Where in the log a replay stops.
-#[derive(Debug, Clone, Copy)]
-enum Point {
-    /// Events recorded at or before this time.
-    Time(OffsetDateTime),
-    /// Events at or before this position.
-    Position(u64),
-}
-
-impl Point {
-    fn includes(self, e: &RecordedEvent) -> bool {
-        match self {
-            Point::Time(t) => e.recorded_at <= t,
-            Point::Position(n) => e.position <= n,
-        }
-    }
-}
-
 /// A user's balances as they were at a time or a position.
 #[utoipa::path(get, path = "/api/v1/audit/users/{id}/balances", tag = "audit",
     params(
         ("id" = String, Path, format = "uuid", description = "The user's id"),
         ("as_of" = Option<String>, Query, format = DateTime,
-            description = "RFC 3339 time, not in the future (percent-encode a `+` offset as %2B)"),
+            description = "RFC 3339 time, not in the future (the head's `recorded_at` is not, even ahead of the clock); percent-encode a `+` offset as %2B"),
         ("at_position" = Option<u64>, Query, description = "A log position up to the head; give exactly one of as_of, at_position"),
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The balances replayed from the log", body = HistoricBalances),
+        (status = 200, description = "The balances replayed from the log, and the log position they reflect", body = HistoricBalances),
         (status = 401, response = crate::openapi::Unauthenticated),
         (status = 403, response = crate::openapi::Forbidden),
         (status = 404, response = crate::openapi::NotFound),
@@ -257,17 +246,8 @@ pub(crate) async fn historic_balances(
         })
         .transpose()?;
     let at_position = params.position("at_position")?;
-    let point = match (as_of, at_position) {
-        (Some(t), None) => {
-            if t > OffsetDateTime::now_utc() {
-                return Err(ApiError::invalid(
-                    "as_of",
-                    "in_future",
-                    "the log cannot say yet what it will hold then",
-                ));
-            }
-            Point::Time(t)
-        }
+    let position = match (as_of, at_position) {
+        (Some(t), None) => position_by(&state, t).await?,
         (None, Some(n)) => {
             let head = state
                 .store
@@ -281,7 +261,7 @@ pub(crate) async fn historic_balances(
                     format!("the log ends at position {head}"),
                 ));
             }
-            Point::Position(n)
+            n
         }
         _ => {
             return Err(ApiError::invalid(
@@ -292,7 +272,7 @@ pub(crate) async fn historic_balances(
         }
     };
 
-    let (events, last) = read_until(&state, id, point).await?;
+    let (events, last) = read_until(&state, id, position).await?;
     let user = ledger::replay(&events);
     let Some(last) = last.filter(|_| user.is_registered()) else {
         return Err(ApiError::NotFound {
@@ -311,11 +291,49 @@ pub(crate) async fn historic_balances(
         user_id: id.as_uuid(),
         as_of,
         at_position,
+        position,
         stream_version: last.stream_version,
         last_position: last.position,
         last_recorded_at: last.recorded_at,
         balances,
     }))
+}
+
+/// The last position recorded by `t`: the head for a time at or after the head's
+/// `recorded_at` (also when that is ahead of this clock: the log holds that time
+/// already). 422 `in_future` for a time past both this clock and the head.
+async fn position_by(state: &AppState, t: OffsetDateTime) -> Result<u64, ApiError> {
+    let Some((head, _)) = state.store.head().await? else {
+        return future_unless(t <= OffsetDateTime::now_utc(), 0);
+    };
+    let head_recorded_at = state
+        .store
+        .read_all(head - 1, 1)
+        .await?
+        .first()
+        .map(|e| e.recorded_at)
+        .ok_or(ApiError::Corrupt {
+            what: "the log's head",
+        })?;
+    if t >= head_recorded_at {
+        return future_unless(
+            t <= OffsetDateTime::now_utc() || t == head_recorded_at,
+            head,
+        );
+    }
+    Ok(state.store.last_position_by(t, head).await?)
+}
+
+fn future_unless(known: bool, position: u64) -> Result<u64, ApiError> {
+    if known {
+        Ok(position)
+    } else {
+        Err(ApiError::invalid(
+            "as_of",
+            "in_future",
+            "the log cannot say yet what it will hold then",
+        ))
+    }
 }
 
 /// The last event a replay applied.
@@ -325,11 +343,11 @@ struct Last {
     recorded_at: OffsetDateTime,
 }
 
-/// The user's events up to `point`, decoded, in stream order (a prefix of the stream).
+/// The user's events up to `position`, decoded, in stream order (a prefix of the stream).
 async fn read_until(
     state: &AppState,
     id: UserId,
-    point: Point,
+    position: u64,
 ) -> Result<(Vec<LedgerEvent>, Option<Last>), ApiError> {
     let stream = StreamId::parse(id.stream_id()).map_err(|_| ApiError::Corrupt {
         what: "user stream id",
@@ -344,7 +362,7 @@ async fn read_until(
             .await?;
         let full = page.len() == REPLAY_PAGE as usize;
         for e in page {
-            if !point.includes(&e) {
+            if e.position > position {
                 return Ok((events, last));
             }
             let event = ledger::decode(e.event_type.as_str(), e.schema_version, &e.data).map_err(
@@ -378,5 +396,5 @@ fn audit_only(principal: &Principal) -> Result<(), ApiError> {
 /// Audit answers read the log, not the projection: the position header says how far the
 /// views had got when the request came, as on every answer.
 async fn audit_meta(state: &AppState) -> Result<Meta, ApiError> {
-    Ok(Meta::at(state.projection.current().await?).cache(NO_STORE))
+    Ok(Meta::at(state.projection.current().await?.position).cache(NO_STORE))
 }

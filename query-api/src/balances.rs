@@ -6,7 +6,7 @@ use axum::response::Response;
 use ledger::UserId;
 use platform::Principal;
 use serde::Serialize;
-use sqlx::MySqlPool;
+use sqlx::MySqlConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -14,6 +14,7 @@ use crate::columns::text;
 use crate::error::ApiError;
 use crate::params::{IfNoneMatch, MinPosition, UserPath};
 use crate::reply::{ETag, Meta};
+use crate::snapshot;
 use crate::state::AppState;
 
 /// A user's balances as read; what the cache holds.
@@ -68,13 +69,15 @@ pub(crate) async fn get_balances(
     if !principal.may_view_user(id.as_uuid()) {
         return Err(ApiError::Forbidden);
     }
-    let position = state.projection.reach(min).await?;
-    let row = state
+    let at = state.projection.reach(min).await?;
+    let (at, row) = state
         .balances
-        .get_or_load(id.as_uuid(), position, || select(&state.pool, id))
-        .await?
-        .ok_or(ApiError::NotFound { what: "user" })?;
-    let meta = Meta::at(position).etag(ETag::of(row.position));
+        .get_or_load(id.as_uuid(), at, || {
+            snapshot::read(&state, min, move |conn| Box::pin(select(conn, id)))
+        })
+        .await?;
+    let row = row.ok_or(ApiError::NotFound { what: "user" })?;
+    let meta = Meta::at(at.position).etag(ETag::of(row.position));
     Ok(meta.reply(&if_none_match, || BalancesView {
         user_id: id.as_uuid(),
         balances: row.balances.clone(),
@@ -82,7 +85,7 @@ pub(crate) async fn get_balances(
 }
 
 /// `None` when the user is not in `users_view` (unknown, or not projected yet).
-async fn select(pool: &MySqlPool, id: UserId) -> Result<Option<BalancesRow>, ApiError> {
+async fn select(conn: &mut MySqlConnection, id: UserId) -> Result<Option<BalancesRow>, ApiError> {
     use sqlx::Row;
     let rows = sqlx::query(
         "SELECT b.currency, b.amount, b.position FROM users_view u \
@@ -90,7 +93,7 @@ async fn select(pool: &MySqlPool, id: UserId) -> Result<Option<BalancesRow>, Api
          WHERE u.user_id = ? ORDER BY b.currency",
     )
     .bind(id.as_uuid())
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     if rows.is_empty() {
         return Ok(None);

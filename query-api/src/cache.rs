@@ -1,12 +1,15 @@
 //! An in-process cache of hot views (a user, a user's balances), invalidated by the
 //! projection, never by a timer.
 //!
-//! Each entry remembers the checkpoint that was current when its row was read. The
-//! projector moves rows and checkpoint in one transaction, so while the checkpoint is
-//! unchanged no row has changed and the entry is exact; once it moves, every entry read
-//! before is stale (it may or may not have changed, and only the database knows). A busy
-//! ledger thus turns the cache over at each projected batch; a quiet one serves repeated
-//! reads without touching the database. Hits and misses are counted per view
+//! Each entry remembers the checkpoint, generation and position, its row was read at
+//! (in one snapshot with it, `snapshot.rs`). The projector moves rows and checkpoint in
+//! one transaction, so while the checkpoint is unchanged no row has changed and the
+//! entry is exact; once it moves, every entry read before is stale (it may or may not
+//! have changed, and only the database knows). A rebuild's swap brings other tables
+//! with a new generation, possibly at the same position (a rebuild that repaired a
+//! row): entries of the old generation never serve again. A busy ledger thus turns the
+//! cache over at each projected batch; a quiet one serves repeated reads without
+//! touching the database. Hits and misses are counted per view
 //! (`query_view_cache_hits_total`, `query_view_cache_misses_total`) so the saving can be
 //! measured.
 //!
@@ -20,6 +23,8 @@ use platform::prometheus_client::metrics::counter::Counter;
 use platform::prometheus_client::metrics::family::Family;
 use platform::Metrics;
 use uuid::Uuid;
+
+use crate::wait::At;
 
 type ByView = Family<[(&'static str, &'static str); 1], Counter>;
 
@@ -48,7 +53,7 @@ impl CacheCounters {
 }
 
 struct Entry<V> {
-    checkpoint: u64,
+    at: At,
     value: Arc<V>,
 }
 
@@ -71,55 +76,57 @@ impl<V> ViewCache<V> {
         }
     }
 
-    /// The value read at `checkpoint`, from memory if an entry was read at exactly that
-    /// checkpoint, else from `load` (`None`: no such row, which is not cached).
+    /// The value as of `at`, from memory if an entry was read at exactly `at`; else
+    /// what `load` reads, with the checkpoint it read it at (`None`: no such row, which
+    /// is not cached).
     pub(crate) async fn get_or_load<F, Fut, E>(
         &self,
         key: Uuid,
-        checkpoint: u64,
+        at: At,
         load: F,
-    ) -> Result<Option<Arc<V>>, E>
+    ) -> Result<(At, Option<Arc<V>>), E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<V>, E>>,
+        Fut: Future<Output = Result<(At, Option<V>), E>>,
     {
-        if let Some(value) = self.get(key, checkpoint) {
+        if let Some(value) = self.get(key, at) {
             self.counters
                 .hits
                 .get_or_create(&[("view", self.view)])
                 .inc();
-            return Ok(Some(value));
+            return Ok((at, Some(value)));
         }
         self.counters
             .misses
             .get_or_create(&[("view", self.view)])
             .inc();
-        let Some(value) = load().await? else {
-            return Ok(None);
+        let (read_at, value) = load().await?;
+        let Some(value) = value else {
+            return Ok((read_at, None));
         };
         let value = Arc::new(value);
-        self.insert(key, checkpoint, Arc::clone(&value));
-        Ok(Some(value))
+        self.insert(key, read_at, Arc::clone(&value));
+        Ok((read_at, Some(value)))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Entry<V>>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn get(&self, key: Uuid, checkpoint: u64) -> Option<Arc<V>> {
+    fn get(&self, key: Uuid, at: At) -> Option<Arc<V>> {
         let entries = self.lock();
         let entry = entries.get(&key)?;
-        (entry.checkpoint == checkpoint).then(|| Arc::clone(&entry.value))
+        (entry.at == at).then(|| Arc::clone(&entry.value))
     }
 
-    fn insert(&self, key: Uuid, checkpoint: u64, value: Arc<V>) {
+    fn insert(&self, key: Uuid, at: At, value: Arc<V>) {
         if self.capacity == 0 {
             return;
         }
         let mut entries = self.lock();
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
             // Stale entries go first; they would never hit again.
-            entries.retain(|_, entry| entry.checkpoint == checkpoint);
+            entries.retain(|_, entry| entry.at == at);
             if entries.len() >= self.capacity {
                 let victim = entries.keys().next().copied();
                 if let Some(victim) = victim {
@@ -129,9 +136,9 @@ impl<V> ViewCache<V> {
         }
         match entries.get(&key) {
             // A racing reader already stored a read at a later checkpoint.
-            Some(existing) if existing.checkpoint > checkpoint => {}
+            Some(existing) if existing.at > at => {}
             _ => {
-                entries.insert(key, Entry { checkpoint, value });
+                entries.insert(key, Entry { at, value });
             }
         }
     }
@@ -145,51 +152,88 @@ mod tests {
         ViewCache::new("test", capacity, CacheCounters::default())
     }
 
-    async fn load(cache: &ViewCache<u32>, key: Uuid, checkpoint: u64, value: u32) -> u32 {
-        let got = cache
-            .get_or_load(key, checkpoint, || async {
-                Ok::<_, std::convert::Infallible>(Some(value))
+    fn at(generation: u64, position: u64) -> At {
+        At {
+            generation,
+            position,
+        }
+    }
+
+    async fn load(cache: &ViewCache<u32>, key: Uuid, when: At, value: u32) -> u32 {
+        let (_, got) = cache
+            .get_or_load(key, when, || async {
+                Ok::<_, std::convert::Infallible>((when, Some(value)))
             })
             .await
-            .unwrap()
             .unwrap();
-        *got
+        *got.unwrap()
     }
 
     #[tokio::test]
     async fn an_entry_serves_its_checkpoint_only() {
         let cache = cache(10);
         let key = Uuid::now_v7();
-        assert_eq!(load(&cache, key, 5, 1).await, 1);
-        assert_eq!(load(&cache, key, 5, 2).await, 1, "same checkpoint: cached");
+        assert_eq!(load(&cache, key, at(0, 5), 1).await, 1);
         assert_eq!(
-            load(&cache, key, 6, 3).await,
+            load(&cache, key, at(0, 5), 2).await,
+            1,
+            "same checkpoint: cached"
+        );
+        assert_eq!(
+            load(&cache, key, at(0, 6), 3).await,
             3,
             "newer checkpoint: reloaded"
         );
-        assert_eq!(load(&cache, key, 6, 4).await, 3);
+        assert_eq!(load(&cache, key, at(0, 6), 4).await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_new_generation_at_the_same_position_is_read_again() {
+        let cache = cache(10);
+        let key = Uuid::now_v7();
+        assert_eq!(load(&cache, key, at(0, 5), 1).await, 1);
+        assert_eq!(load(&cache, key, at(1, 5), 2).await, 2, "swapped tables");
+        assert_eq!(load(&cache, key, at(1, 5), 3).await, 2);
+    }
+
+    #[tokio::test]
+    async fn an_entry_is_kept_under_the_checkpoint_it_was_read_at() {
+        let cache = cache(10);
+        let key = Uuid::now_v7();
+        // Asked at 5, read in a snapshot at 7.
+        let (read_at, _) = cache
+            .get_or_load(key, at(0, 5), || async {
+                Ok::<_, std::convert::Infallible>((at(0, 7), Some(1)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(read_at, at(0, 7));
+        assert_eq!(load(&cache, key, at(0, 7), 2).await, 1);
+        assert_eq!(load(&cache, key, at(0, 5), 3).await, 3);
     }
 
     #[tokio::test]
     async fn a_full_cache_drops_stale_entries_first() {
         let cache = cache(2);
         let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        load(&cache, a, 1, 1).await;
-        load(&cache, b, 2, 2).await;
-        load(&cache, c, 2, 3).await;
+        load(&cache, a, at(0, 1), 1).await;
+        load(&cache, b, at(0, 2), 2).await;
+        load(&cache, c, at(0, 2), 3).await;
         assert_eq!(cache.lock().len(), 2);
         assert!(!cache.lock().contains_key(&a));
-        assert_eq!(load(&cache, b, 2, 9).await, 2);
+        assert_eq!(load(&cache, b, at(0, 2), 9).await, 2);
     }
 
     #[tokio::test]
     async fn missing_rows_and_capacity_zero_are_not_cached() {
         let cache = cache(0);
         let key = Uuid::now_v7();
-        assert_eq!(load(&cache, key, 1, 1).await, 1);
-        assert_eq!(load(&cache, key, 1, 2).await, 2);
-        let none = cache
-            .get_or_load(key, 1, || async { Ok::<Option<u32>, ()>(None) })
+        assert_eq!(load(&cache, key, at(0, 1), 1).await, 1);
+        assert_eq!(load(&cache, key, at(0, 1), 2).await, 2);
+        let (_, none) = cache
+            .get_or_load(key, at(0, 1), || async {
+                Ok::<(At, Option<u32>), ()>((at(0, 1), None))
+            })
             .await
             .unwrap();
         assert!(none.is_none());

@@ -42,10 +42,14 @@ pub struct Config {
         hide_env_values = true
     )]
     pub database_url: Secret,
-    /// The event log and `data_keys`, when they live in another database than the read
-    /// tables; `DATABASE_URL` otherwise.
+    /// The event log (and `data_keys`, unless KEYS_DATABASE_URL), when it lives in
+    /// another database than the read tables; `DATABASE_URL` otherwise.
     #[arg(long, env = "EVENTS_DATABASE_URL", hide_env_values = true)]
     pub events_database_url: Option<Secret>,
+    /// The database holding `data_keys`, when command-api keeps the data keys apart
+    /// (its KEYS_DATABASE_URL); the event log's database otherwise.
+    #[arg(long, env = "KEYS_DATABASE_URL", hide_env_values = true)]
+    pub keys_database_url: Option<Secret>,
     /// Connections per database pool.
     #[arg(long, env = "QUERY_API_POOL_SIZE", default_value_t = 8)]
     pub pool_size: u32,
@@ -68,6 +72,16 @@ pub struct Config {
     /// Users and balances kept in memory, per view.
     #[arg(long, env = "VIEW_CACHE_CAPACITY", default_value_t = 10_000)]
     pub view_cache_capacity: usize,
+    /// The CloudEvents `source` of `/api/v1/events`: the relay's `RELAY_SOURCE`, so the
+    /// bodies are the same bytes a RabbitMQ subscriber gets.
+    #[arg(long, env = "EVENTS_SOURCE", default_value = event_store::relay::DEFAULT_SOURCE)]
+    pub events_source: String,
+    /// Server-Sent Events subscriptions open at most.
+    #[arg(long, env = "SUBSCRIPTIONS_MAX", default_value_t = 256)]
+    pub subscriptions_max: usize,
+    /// Seconds a subscriber may leave its buffer full before it is cut.
+    #[arg(long, env = "SUBSCRIBER_SLOW_SECS", default_value_t = 10)]
+    pub subscriber_slow_secs: u64,
     #[command(flatten)]
     pub listener: ListenerArgs,
     #[command(flatten)]
@@ -83,6 +97,7 @@ impl fmt::Debug for Config {
             .field("addr", &self.addr)
             .field("database_url", &self.database_url)
             .field("events_database_url", &self.events_database_url)
+            .field("keys_database_url", &self.keys_database_url)
             .field("pool_size", &self.pool_size)
             .field("master_keys", &self.master_keys)
             .field("master_keys_file", &self.master_keys_file)
@@ -125,6 +140,12 @@ impl Config {
             projection: self.projection.clone(),
             poll_interval: Duration::from_millis(self.checkpoint_poll_ms.max(1)),
             cache_capacity: self.view_cache_capacity,
+            subscriptions: crate::events::SubscriptionSettings {
+                source: self.events_source.clone(),
+                max_open: self.subscriptions_max,
+                slow_after: Duration::from_secs(self.subscriber_slow_secs.max(1)),
+                ..crate::events::SubscriptionSettings::default()
+            },
             ..Settings::default()
         }
     }

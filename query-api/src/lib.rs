@@ -9,12 +9,17 @@
 //!   `balances_view`, `transactions_view`), role and ownership checks where the id is
 //!   known; `personal.rs` opens sealed e-mail addresses and names with the keyring
 //!   (`null` and `erased: true` once shredded).
+//! - `events.rs`: catch-up subscriptions for downstream services: the log from any
+//!   position as CloudEvents, JSON pages or Server-Sent Events that go on live.
 //! - `audit.rs`: the log page by page, hash-chain verification, and balances as of a time
 //!   or position replayed with `ledger::replay` (roles auditor and admin).
 //! - `wait.rs`: the checkpoint, published on a watch channel by one poller per process
 //!   that runs only while someone waits for `X-Min-Position`; projection lag metrics.
-//! - `cache.rs`: hot views (a user, a user's balances) kept per checkpoint, invalidated
-//!   when it moves, never by a timer; hits and misses counted.
+//! - `snapshot.rs`: every view is read in one consistent snapshot with the checkpoint,
+//!   and answers with that checkpoint's position (a rebuild's swap never shows).
+//! - `cache.rs`: hot views (a user, a user's balances) kept per checkpoint and its
+//!   generation, invalidated when either moves, never by a timer; hits and misses
+//!   counted.
 //! - `reply.rs`: `X-Projection-Position`, strong ETags, 304, `Cache-Control`;
 //!   `params.rs`, `cursor.rs`: query parameters, ids, headers and opaque cursors become
 //!   typed values once; `columns.rs`: how read-table columns decode.
@@ -32,10 +37,12 @@ mod columns;
 mod config;
 mod cursor;
 mod error;
+mod events;
 mod openapi;
 mod params;
 mod personal;
 mod reply;
+mod snapshot;
 mod state;
 mod transactions;
 mod users;
@@ -59,6 +66,7 @@ pub use config::{
     DEV_MASTER_KEYS_FILE,
 };
 pub use error::ApiError;
+pub use events::SubscriptionSettings;
 pub use openapi::document as openapi_document;
 pub use personal::PersonalData;
 pub use state::{AppState, Settings};
@@ -102,6 +110,7 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     )
     .await
     .context("connecting to the event store (EVENTS_DATABASE_URL or DATABASE_URL)")?;
+    let metrics = Metrics::new();
     // One pool when the log and the read tables share a database.
     let pool = match &config.events_database_url {
         None => store.pool().clone(),
@@ -111,10 +120,21 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
             .await
             .context("connecting to the read tables (DATABASE_URL)")?,
     };
-    let personal = match config.master_key_source()? {
-        MasterKeySource::Configured(master) => {
-            PersonalData::with_master_keys(store.pool().clone(), master)
+    let keys = match &config.keys_database_url {
+        None => store.pool().clone(),
+        Some(url) => {
+            let keys = MySqlPoolOptions::new()
+                .max_connections(config.pool_size)
+                .connect(url.expose())
+                .await
+                .context("connecting to the data keys' database (KEYS_DATABASE_URL)")?;
+            let sampled = keys.clone();
+            metrics.watch_pool("keys", move || event_store::pool_usage(&sampled));
+            keys
         }
+    };
+    let personal = match config.master_key_source()? {
+        MasterKeySource::Configured(master) => PersonalData::with_master_keys(keys, master),
         MasterKeySource::DevFile(path) => {
             if !path.exists() {
                 tracing::warn!(
@@ -122,10 +142,9 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
                     "no master keys configured and no dev keys yet: personal data answers 503 until they appear"
                 );
             }
-            PersonalData::from_dev_file(store.pool().clone(), path)
+            PersonalData::from_dev_file(keys, path)
         }
     };
-    let metrics = Metrics::new();
     let log = store.pool().clone();
     metrics.watch_pool("events", move || event_store::pool_usage(&log));
     if config.events_database_url.is_some() {
@@ -165,6 +184,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/transactions/{id}",
             get(transactions::get_transaction),
         )
+        .route("/api/v1/events", get(events::list_events))
         .route("/api/v1/audit/events", get(audit::list_events))
         .route("/api/v1/audit/verify", get(audit::verify))
         .route(

@@ -9,7 +9,7 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
 
-use crate::{audit, balances, transactions, users};
+use crate::{audit, balances, events, transactions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,7 @@ use crate::{audit, balances, transactions, users};
         balances::get_balances,
         transactions::list_transactions,
         transactions::get_transaction,
+        events::list_events,
         audit::list_events,
         audit::verify,
         audit::historic_balances,
@@ -39,6 +40,7 @@ use crate::{audit, balances, transactions, users};
             balances::BalancesView, balances::Balance,
             transactions::TransactionView, transactions::TransactionPage,
             audit::AuditEvent, audit::AuditEventPage, audit::VerifyView, audit::HistoricBalances,
+            events::EventPage,
         ),
         responses(Unauthenticated, Forbidden, NotFound, ValidationFailed, Unavailable)
     ),
@@ -46,6 +48,7 @@ use crate::{audit, balances, transactions, users};
     tags(
         (name = "users", description = "Users and their balances"),
         (name = "transactions", description = "Deposits, withdrawals, transfers"),
+        (name = "subscriptions", description = "The log as CloudEvents for downstream services, from any position, then live (service, admin, auditor)"),
         (name = "audit", description = "The event log itself: pages, hash-chain verification, replays (auditor, admin)"),
         (name = "operations", description = "Health, metrics, this document"),
     )

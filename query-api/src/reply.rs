@@ -135,10 +135,11 @@ pub(crate) async fn stamp_position(
 ) -> Response {
     let mut response = next.run(request).await;
     if !response.headers().contains_key(&X_PROJECTION_POSITION) {
-        if let Ok(position) = state.projection.current().await {
-            response
-                .headers_mut()
-                .insert(X_PROJECTION_POSITION.clone(), HeaderValue::from(position));
+        if let Ok(at) = state.projection.current().await {
+            response.headers_mut().insert(
+                X_PROJECTION_POSITION.clone(),
+                HeaderValue::from(at.position),
+            );
         }
     }
     response

@@ -29,6 +29,8 @@ pub struct Settings {
     pub max_wait: Duration,
     /// Entries per view cache; 0 turns caching off.
     pub cache_capacity: usize,
+    /// Catch-up subscriptions (`/api/v1/events`).
+    pub subscriptions: crate::events::SubscriptionSettings,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             poll_interval: Duration::from_millis(5),
             max_wait: MAX_WAIT,
             cache_capacity: 10_000,
+            subscriptions: crate::events::SubscriptionSettings::default(),
         }
     }
 }
@@ -53,6 +56,7 @@ pub struct AppState {
     pub(crate) balances: Arc<ViewCache<BalancesRow>>,
     pub(crate) authenticator: Authenticator,
     pub(crate) metrics: Metrics,
+    pub(crate) subscriptions: crate::events::Subscriptions,
 }
 
 impl AppState {
@@ -75,7 +79,10 @@ impl AppState {
             &metrics,
         );
         let counters = CacheCounters::register(&metrics);
+        let subscriptions =
+            crate::events::Subscriptions::start(&store, settings.subscriptions, &metrics);
         Self {
+            subscriptions,
             pool,
             store,
             personal,

@@ -12,7 +12,7 @@ use ledger::{TransactionId, UserId};
 use platform::{Principal, Role};
 use serde::Serialize;
 use sqlx::mysql::MySqlRow;
-use sqlx::MySqlPool;
+use sqlx::MySqlConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -22,6 +22,7 @@ use crate::cursor::TransactionCursor;
 use crate::error::ApiError;
 use crate::params::{IfNoneMatch, MinPosition, Params, TransactionPath};
 use crate::reply::{ETag, Meta, IMMUTABLE};
+use crate::snapshot;
 use crate::state::AppState;
 use crate::users::{DEFAULT_LIMIT, MAX_LIMIT};
 
@@ -132,9 +133,10 @@ pub(crate) async fn list_transactions(
         None if principal.is(Role::User) => Some(UserId::from_uuid(principal.subject)),
         None => return Err(ApiError::Forbidden),
     };
-    let position = state.projection.reach(min).await?;
-
-    let mut items = select_page(&state.pool, party, after, limit.get() + 1).await?;
+    let (at, mut items) = snapshot::read(&state, min, move |conn| {
+        Box::pin(select_page(conn, party, after, limit.get() + 1))
+    })
+    .await?;
     let next_cursor = if items.len() > limit.as_usize() {
         items.truncate(limit.as_usize());
         items.last().map(|item| item.cursor().encode())
@@ -148,7 +150,7 @@ pub(crate) async fn list_transactions(
             .map(|item| item.position.to_string())
             .chain(next_cursor.clone()),
     );
-    Ok(Meta::at(position)
+    Ok(Meta::at(at.position)
         .etag(etag)
         .reply(&if_none_match, || TransactionPage { items, next_cursor }))
 }
@@ -179,29 +181,28 @@ pub(crate) async fn get_transaction(
     if !sees_all && !principal.is(Role::User) {
         return Err(ApiError::Forbidden);
     }
-    let position = state.projection.reach(min).await?;
-    let item = select_one(&state.pool, id)
-        .await?
-        .ok_or(ApiError::NotFound {
-            what: "transaction",
-        })?;
+    let (at, item) =
+        snapshot::read(&state, min, move |conn| Box::pin(select_one(conn, id))).await?;
+    let item = item.ok_or(ApiError::NotFound {
+        what: "transaction",
+    })?;
     if !sees_all && !item.involves(principal.subject) {
         return Err(ApiError::Forbidden);
     }
-    Ok(Meta::at(position)
+    Ok(Meta::at(at.position)
         .etag(ETag::of(item.position))
         .cache(IMMUTABLE)
         .reply(&if_none_match, || item))
 }
 
 async fn select_one(
-    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
     id: TransactionId,
 ) -> Result<Option<TransactionView>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM transactions_view WHERE transaction_id = ?");
     let row = sqlx::query(&sql)
         .bind(id.as_uuid())
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await?;
     Ok(row.as_ref().map(TransactionView::decode).transpose()?)
 }
@@ -212,7 +213,7 @@ async fn select_one(
 /// payee), each able to use its own `(column, position)` index and stop after `limit`
 /// rows; a user is never on two sides of one transaction, so no row comes twice.
 async fn select_page(
-    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
     party: Option<UserId>,
     after: Option<TransactionCursor>,
     limit: u32,
@@ -256,7 +257,7 @@ async fn select_page(
     if party.is_some() {
         query = query.bind(limit);
     }
-    let rows = query.fetch_all(pool).await?;
+    let rows = query.fetch_all(conn).await?;
     Ok(rows
         .iter()
         .map(TransactionView::decode)

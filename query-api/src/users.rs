@@ -13,7 +13,7 @@ use ledger::UserId;
 use platform::{Principal, Role};
 use serde::Serialize;
 use sqlx::mysql::MySqlRow;
-use sqlx::MySqlPool;
+use sqlx::MySqlConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -23,6 +23,7 @@ use crate::cursor::UserCursor;
 use crate::error::ApiError;
 use crate::params::{IfNoneMatch, MinPosition, Params, UserPath};
 use crate::reply::{ETag, Meta};
+use crate::snapshot;
 use crate::state::AppState;
 
 pub(crate) const DEFAULT_LIMIT: u32 = 50;
@@ -134,9 +135,10 @@ pub(crate) async fn list_users(
     } else {
         return Err(ApiError::Forbidden);
     };
-    let position = state.projection.reach(min).await?;
-
-    let mut rows = select_page(&state.pool, only, after, limit.get() + 1).await?;
+    let (at, mut rows) = snapshot::read(&state, min, move |conn| {
+        Box::pin(select_page(conn, only, after, limit.get() + 1))
+    })
+    .await?;
     let next_cursor = if rows.len() > limit.as_usize() {
         rows.truncate(limit.as_usize());
         rows.last().map(|row| row.cursor().encode())
@@ -148,7 +150,7 @@ pub(crate) async fn list_users(
             .map(|row| format!("{}:{}", row.user_id, row.version))
             .chain(next_cursor.clone()),
     );
-    let meta = Meta::at(position).etag(etag);
+    let meta = Meta::at(at.position).etag(etag);
     if let Some(not_modified) = meta.not_modified(&if_none_match) {
         return Ok(not_modified);
     }
@@ -181,13 +183,15 @@ pub(crate) async fn get_user(
     if !principal.may_view_user(id.as_uuid()) {
         return Err(ApiError::Forbidden);
     }
-    let position = state.projection.reach(min).await?;
-    let row = state
+    let at = state.projection.reach(min).await?;
+    let (at, row) = state
         .users
-        .get_or_load(id.as_uuid(), position, || select_one(&state.pool, id))
-        .await?
-        .ok_or(ApiError::NotFound { what: "user" })?;
-    let meta = Meta::at(position).etag(ETag::of(row.version));
+        .get_or_load(id.as_uuid(), at, || {
+            snapshot::read(&state, min, move |conn| Box::pin(select_one(conn, id)))
+        })
+        .await?;
+    let row = row.ok_or(ApiError::NotFound { what: "user" })?;
+    let meta = Meta::at(at.position).etag(ETag::of(row.version));
     if let Some(not_modified) = meta.not_modified(&if_none_match) {
         return Ok(not_modified);
     }
@@ -216,18 +220,18 @@ async fn view(state: &AppState, row: &UserRow) -> Result<UserView, ApiError> {
     })
 }
 
-async fn select_one(pool: &MySqlPool, id: UserId) -> Result<Option<UserRow>, ApiError> {
+async fn select_one(conn: &mut MySqlConnection, id: UserId) -> Result<Option<UserRow>, ApiError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users_view WHERE user_id = ?");
     let row = sqlx::query(&sql)
         .bind(id.as_uuid())
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await?;
     Ok(row.as_ref().map(UserRow::decode).transpose()?)
 }
 
 /// Newest first by `(created_at, user_id)`, strictly after `after`.
 async fn select_page(
-    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
     only: Option<Uuid>,
     after: Option<UserCursor>,
     limit: u32,
@@ -256,6 +260,6 @@ async fn select_page(
         let at = time::PrimitiveDateTime::new(after.created_at.date(), after.created_at.time());
         query = query.bind(at).bind(at).bind(after.user_id);
     }
-    let rows = query.bind(limit).fetch_all(pool).await?;
+    let rows = query.bind(limit).fetch_all(conn).await?;
     Ok(rows.iter().map(UserRow::decode).collect::<Result<_, _>>()?)
 }

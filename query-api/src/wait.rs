@@ -1,7 +1,9 @@
 //! How far the projection has got, and read-your-writes waits (`X-Min-Position`).
 //!
-//! The checkpoint lives in one row of `checkpoints`. [`Projection`] publishes the last
-//! value it read on a `tokio::sync::watch` channel:
+//! The checkpoint lives in one row of `checkpoints`: a position, and the generation of
+//! the tables it belongs to (each swap of `projector rebuild` makes a new one, at a
+//! position no lower; docs/adr/0015). [`Projection`] publishes the highest value it has
+//! read, as an [`At`], on a `tokio::sync::watch` channel:
 //! - a request that only needs "the current position" reuses a value younger than the
 //!   poll interval, else reads the row itself (one reader at a time; the others take its
 //!   answer), so a burst of requests costs one query per interval, and idle costs none;
@@ -9,8 +11,13 @@
 //!   One background task per process reads the row every poll interval while anyone
 //!   waits and sleeps on a `Notify` otherwise. No request ever polls the database.
 //!
-//! The published value is the row's, not a running maximum: a projection rebuilt from
-//! scratch may legitimately move back, and the view cache keys on equality.
+//! Every read of the row (the poller's, a request's, a view's snapshot in `snapshot.rs`)
+//! publishes what it saw, and the published value only moves forward, by generation and
+//! then position: reads that finish out of order cannot take it back, so no answer of
+//! this process says less than one it gave before (another replica, or a database
+//! replica further behind, may). The view cache keys on it (`cache.rs`). A
+//! read-model database recreated from nothing (generation and position back at 0) is
+//! followed again once query-api restarts.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -28,11 +35,19 @@ use crate::error::ApiError;
 /// The longest a request waits for `X-Min-Position` (API.md).
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
 
+/// Where the views stand: the checkpoint's generation and position. Ordered by
+/// generation, then position, the order in which the views only ever move.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct At {
+    pub generation: u64,
+    pub position: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Observed {
-    position: u64,
-    /// When the row was read; `None` before the first read.
-    at: Option<Instant>,
+    at: At,
+    /// When the row was last read; `None` before the first read.
+    read_at: Option<Instant>,
 }
 
 /// The projection the views follow. Cheap to clone; the last clone dropped stops its
@@ -110,8 +125,8 @@ impl Projection {
     ) -> Self {
         let wake = Arc::new(Notify::new());
         let (observed, _) = watch::channel(Observed {
-            position: 0,
-            at: None,
+            at: At::default(),
+            read_at: None,
         });
         let inner = Arc::new(Inner {
             pool,
@@ -129,51 +144,74 @@ impl Projection {
     }
 
     /// The checkpoint now, give or take one poll interval.
-    pub(crate) async fn current(&self) -> Result<u64, ApiError> {
-        if let Some(position) = self.fresh() {
-            return Ok(position);
+    pub(crate) async fn current(&self) -> Result<At, ApiError> {
+        if let Some(at) = self.fresh() {
+            return Ok(at);
         }
         let _reading = self.inner.reading.lock().await;
-        if let Some(position) = self.fresh() {
-            return Ok(position);
+        if let Some(at) = self.fresh() {
+            return Ok(at);
         }
         Ok(self.inner.read().await?)
     }
 
-    fn fresh(&self) -> Option<u64> {
+    fn fresh(&self) -> Option<At> {
         let seen = *self.inner.observed.borrow();
-        let at = seen.at?;
-        (at.elapsed() < self.inner.poll_interval).then_some(seen.position)
+        let read_at = seen.read_at?;
+        (read_at.elapsed() < self.inner.poll_interval).then_some(seen.at)
     }
 
     /// Waits until the checkpoint is at least `min` (bounded by the maximum wait) and
     /// returns it; `None` asks for no wait. 503 `projection_lagging` on timeout.
-    pub(crate) async fn reach(&self, min: Option<u64>) -> Result<u64, ApiError> {
+    pub(crate) async fn reach(&self, min: Option<u64>) -> Result<At, ApiError> {
         let now = self.current().await?;
-        let Some(min) = min.filter(|&min| min > now) else {
+        let Some(min) = min.filter(|&min| min > now.position) else {
             return Ok(now);
         };
         let mut observed = self.inner.observed.subscribe();
         let _waiting = Waiting::enter(&self.inner);
         let reached = tokio::time::timeout(
             self.inner.max_wait,
-            observed.wait_for(|seen| seen.position >= min),
+            observed.wait_for(|seen| seen.at.position >= min),
         )
         .await;
         match reached {
-            Ok(Ok(seen)) => Ok(seen.position),
+            Ok(Ok(seen)) => Ok(seen.at),
             // Timed out (or the sender went away, which it cannot while we hold it).
-            _ => Err(ApiError::ProjectionLagging {
-                wanted: min,
-                reached: self.inner.observed.borrow().position,
-            }),
+            _ => Err(self.lagging(min)),
         }
+    }
+
+    /// 503 `projection_lagging` for a wait for `min`.
+    pub(crate) fn lagging(&self, min: u64) -> ApiError {
+        ApiError::ProjectionLagging {
+            wanted: min,
+            reached: self.inner.observed.borrow().at.position,
+        }
+    }
+
+    /// Publishes what a read of the checkpoint row saw (a view's snapshot).
+    pub(crate) fn observe(&self, at: At) {
+        self.inner.observe(at);
+    }
+
+    /// The row of `checkpoints` followed.
+    pub(crate) fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.inner.poll_interval
+    }
+
+    pub(crate) fn max_wait(&self) -> Duration {
+        self.inner.max_wait
     }
 
     /// Reads the checkpoint, the log head and the oldest unapplied event's age into the
     /// lag gauges; run when `/metrics` is scraped, so lag costs nothing between scrapes.
     pub(crate) async fn measure_lag(&self, store: &EventStore) -> Result<(), ApiError> {
-        let checkpoint = self.inner.read().await?;
+        let checkpoint = self.inner.read().await?.position;
         let head = store.head().await?.map_or(0, |(position, _)| position);
         let behind = head.saturating_sub(checkpoint);
         let age = if behind == 0 {
@@ -198,23 +236,47 @@ fn gauge_value(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Reads `projection`'s checkpoint row on `conn` (0, 0 before the projection wrote one).
+pub(crate) async fn read_checkpoint(
+    conn: &mut sqlx::MySqlConnection,
+    projection: &str,
+) -> Result<At, sqlx::Error> {
+    let found: Option<(u64, u64)> =
+        sqlx::query_as("SELECT generation, position FROM checkpoints WHERE projection = ?")
+            .bind(projection)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.map_or(At::default(), |(generation, position)| At {
+        generation,
+        position,
+    }))
+}
+
 impl Inner {
-    /// Reads the checkpoint row (0 before the projection wrote one) and publishes it.
-    async fn read(&self) -> Result<u64, sqlx::Error> {
-        let position: Option<u64> =
-            sqlx::query_scalar("SELECT position FROM checkpoints WHERE projection = ?")
-                .bind(&self.name)
-                .fetch_optional(&self.pool)
-                .await?;
-        let position = position.unwrap_or(0);
+    /// Reads the checkpoint row and publishes it; returns the published value (the
+    /// highest seen, which a read that finished late may be below).
+    async fn read(&self) -> Result<At, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let at = read_checkpoint(&mut conn, &self.name).await?;
+        Ok(self.observe(at))
+    }
+
+    fn observe(&self, at: At) -> At {
+        let mut published = at;
         self.observed.send_if_modified(|seen| {
-            let moved = seen.position != position || seen.at.is_none();
-            seen.position = position;
-            seen.at = Some(Instant::now());
-            moved
+            let first = seen.read_at.is_none();
+            seen.read_at = Some(Instant::now());
+            if first || at > seen.at {
+                seen.at = at;
+                published = at;
+                true
+            } else {
+                published = seen.at;
+                false
+            }
         });
-        self.gauges.position.set(gauge_value(position));
-        Ok(position)
+        self.gauges.position.set(gauge_value(published.position));
+        published
     }
 }
 

@@ -279,3 +279,173 @@ async fn after_erasure_nothing_in_a_full_dump_confirms_a_guessed_address() {
     }
     assert!(found.is_empty(), "the dump confirms: {found:#?}");
 }
+
+/// `(wrapped key present, shredded_at set)` of `subject`'s data key.
+async fn key_state(pool: &sqlx::MySqlPool, subject: Uuid) -> (bool, bool) {
+    let row = sqlx::query(
+        "SELECT wrapped IS NOT NULL, shredded_at IS NOT NULL FROM data_keys WHERE subject = ?",
+    )
+    .bind(subject)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (row.get::<bool, _>(0), row.get::<bool, _>(1))
+}
+
+/// Erasure heals itself: a command-api killed between the erasure's append and its
+/// shred leaves a live key behind, and the next one to start shreds it.
+///
+/// How "between" is made certain: command-api runs as the shipped binary, a process of
+/// its own, and reaches its data keys (KEYS_DATABASE_URL) through a fault proxy while
+/// the log is reached directly. After the registration (whose key went through the
+/// proxy), the proxy holds everything sent to MariaDB: the erasure's append commits on
+/// the log's connection, and its shred goes into the proxy and never reaches the server.
+/// Once the log holds the erasure and the proxy has swallowed the shred's bytes, the
+/// process gets SIGKILL, as a crash at that moment would. Holding (rather than refusing
+/// or cutting) keeps the shred in flight instead of failing it, so no error path of the
+/// handler runs, and nothing the server could still complete after the kill exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_cut_short_by_a_crash_is_completed_after_a_restart() {
+    let app = spawn_app().await;
+    let pool = app.store.pool().clone();
+    let (host, port) = (
+        app.db.options.get_host().to_owned(),
+        app.db.options.get_port(),
+    );
+    let proxy = faults::FaultProxy::to(&host, port).await.unwrap();
+    let keys_url = app.database_url(Some(proxy.addr()));
+    let first = app.start_binary(&[("KEYS_DATABASE_URL", &keys_url)]);
+
+    let id = Uuid::now_v7();
+    let token = app.token(Role::User, id);
+    let body = json!({"email": ADDRESS, "display_name": NAME}).to_string();
+    let (status, _) = first
+        .send("POST", "/api/v1/users", &token, &body)
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
+    assert_eq!(key_state(&pool, id).await, (true, false));
+
+    proxy.set(faults::Direction::ToServer, faults::Flow::Hold);
+    let erasing = tokio::spawn({
+        let path = format!("/api/v1/users/{id}/personal-data");
+        let token = token.clone();
+        let addr = first.addr;
+        async move {
+            // Answered only if the shred completed, which the proxy prevents.
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!(
+                "DELETE {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+                 Authorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+            );
+            tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer).await;
+            answer
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let erased = app
+            .events(id)
+            .await
+            .iter()
+            .any(|e| e.event_type.as_str() == "user.personal_data_erased");
+        if erased && proxy.stats().held_bytes > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the erasure's append and its held shred"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    first.kill();
+    let answer = erasing.await.unwrap();
+    assert!(answer.is_empty(), "no answer came before the crash");
+    assert_eq!(
+        key_state(&pool, id).await,
+        (true, false),
+        "the crash left the erased user's key live"
+    );
+
+    // A restart, the keys' database reachable again.
+    drop(proxy);
+    let second = app.start_binary(&[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while key_state(&pool, id).await != (false, true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted command-api did not shred the erased user's key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(second.metric("erasure_sweeper_shredded_total").await, 1.0);
+    second.kill();
+}
+
+/// The periodic sweep: an erasure whose shred hangs on a dead connection to the keys'
+/// database (the proxy swallowing what is sent, as a half-open link does) is completed
+/// by the running service's next sweep once the database is reachable again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shred_stuck_on_a_dead_connection_is_completed_by_a_later_sweep() {
+    let app = spawn_app().await;
+    let pool = app.store.pool().clone();
+    let (host, port) = (
+        app.db.options.get_host().to_owned(),
+        app.db.options.get_port(),
+    );
+    let proxy = faults::FaultProxy::to(&host, port).await.unwrap();
+    let keys_url = app.database_url(Some(proxy.addr()));
+    let server = app.start_binary(&[
+        ("KEYS_DATABASE_URL", &keys_url),
+        ("ERASURE_SWEEP_INTERVAL_SECS", "1"),
+    ]);
+    let id = Uuid::now_v7();
+    let token = app.token(Role::User, id);
+    let body = json!({"email": ADDRESS, "display_name": NAME}).to_string();
+    let (status, _) = server
+        .send("POST", "/api/v1/users", &token, &body)
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
+
+    proxy.set(faults::Direction::ToServer, faults::Flow::Hold);
+    let path = format!("/api/v1/users/{id}/personal-data");
+    let erasing = server.send("DELETE", &path, &token, "");
+    let stuck = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let erased = app
+                .events(id)
+                .await
+                .iter()
+                .any(|e| e.event_type.as_str() == "user.personal_data_erased");
+            if erased && proxy.stats().held_bytes > 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the held shred");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // The link comes back for new connections; the stuck one stays stuck.
+        proxy.set(faults::Direction::ToServer, faults::Flow::Pass);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while key_state(&pool, id).await != (false, true) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no sweep shredded the erased user's key"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    // The erasure is recorded while its shred hangs: it is answered within the key
+    // database's limit, and never with an error that says "not applied".
+    let (answer, ()) = tokio::join!(erasing, stuck);
+    let (status, body) = answer.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "outcome_unknown", "{body}");
+    assert_eq!(server.metric("erasure_sweeper_shredded_total").await, 1.0);
+    server.kill();
+}

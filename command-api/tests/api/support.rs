@@ -385,3 +385,152 @@ impl TestApp {
         )
     }
 }
+
+/// The shipped `command-api` binary, as its own process, on a test app's database with
+/// its keys and token keys. Killed (SIGKILL) when dropped.
+pub struct Binary {
+    pub addr: std::net::SocketAddr,
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl TestApp {
+    /// The URL of this app's database, as the owner, with `host:port` replaced by `via`
+    /// when given (a proxy in front of MariaDB).
+    pub fn database_url(&self, via: Option<std::net::SocketAddr>) -> String {
+        let base = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| event_store::testing::DEFAULT_DATABASE_URL.to_owned());
+        let (server, _) = base.rsplit_once('/').unwrap();
+        let server = match via {
+            None => server.to_owned(),
+            Some(addr) => {
+                let (credentials, _) = server.rsplit_once('@').unwrap();
+                format!("{credentials}@{addr}")
+            }
+        };
+        format!("{server}/{}", self.db.name)
+    }
+
+    /// Starts the binary with `env` on top of the app's settings and waits until it
+    /// listens.
+    pub fn start_binary(&self, env: &[(&str, &str)]) -> Binary {
+        use base64::Engine;
+        use std::io::BufRead;
+        let encode = |key: &[u8; 32]| base64::engine::general_purpose::STANDARD.encode(key);
+        let dir = std::env::temp_dir().join(format!("command-api-bin-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let jwks = dir.join("jwks.json");
+        std::fs::write(&jwks, self.tokens.jwks_json()).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_command-api"));
+        command
+            .env_clear()
+            .env("COMMAND_API_ADDR", "127.0.0.1:0")
+            .env("DATABASE_URL", self.database_url(None))
+            .env("MASTER_KEYS", format!("1:{}", encode(&self.master_key)))
+            .env("BLIND_INDEX_KEY", encode(&self.blind_index_key))
+            .env("JWKS_FILE", &jwks)
+            .env("DEV_DIR", dir.join("dev"))
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start the command-api binary");
+        // The address is in the "listening" line; the rest of the output is drained so
+        // the process never blocks on a full pipe.
+        let stdout = child.stdout.take().unwrap();
+        let (found, listening) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if !line.contains("listening") {
+                    continue;
+                }
+                let Ok(value) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if let Some(addr) = find_addr(&value) {
+                    let _ = found.send(addr);
+                }
+            }
+        });
+        let addr = listening
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the command-api binary listens");
+        Binary { addr, child, dir }
+    }
+}
+
+fn find_addr(value: &Value) -> Option<std::net::SocketAddr> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(key, v)| match (key.as_str(), v) {
+            ("addr", Value::String(s)) => s.parse().ok(),
+            _ => find_addr(v),
+        }),
+        _ => None,
+    }
+}
+
+impl Binary {
+    /// SIGKILL, as a crash: no shutdown, nothing flushed.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// One request on its own connection: the status and the JSON body (`Null` if not
+    /// JSON); `None` when the connection ends without an answer (the process died).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> Option<(u16, Value)> {
+        let (status, body) = self.request(method, path, token, body).await?;
+        Some((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+    }
+
+    /// The value of a sample of `/metrics` (0 if absent).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let (_, body) = self.request("GET", "/metrics", "", "").await.unwrap();
+        body.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> Option<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+             Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let (head, body) = raw.split_once("\r\n\r\n")?;
+        let status = head.split(' ').nth(1)?.parse().ok()?;
+        Some((status, body.to_owned()))
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

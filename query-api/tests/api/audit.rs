@@ -376,6 +376,84 @@ async fn balances_replay_from_the_log_as_of_a_time() {
         .problem(StatusCode::NOT_FOUND, "not_found");
 }
 
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_replay_says_the_log_position_its_answer_reflects() {
+    let h = history().await;
+    let stored = h.app.store.read_all(0, 100).await.unwrap();
+    let head = stored.last().unwrap();
+    // As of the head's time or later: the head's state, the whole log up to 7, though
+    // Bob's own last event is at 5.
+    for as_of in [head.recorded_at, time::OffsetDateTime::now_utc()] {
+        let body = balances_at(&h, h.bob, &format!("as_of={}", rfc3339(as_of))).await;
+        assert_eq!(body["position"], 7, "as of {as_of}");
+        assert_eq!(body["last_position"], 5);
+        assert_eq!(body["balances"], json!([{"currency": "EUR", "amount": 30}]));
+    }
+    // As of an earlier time: the last position recorded by then.
+    let third = &stored[2];
+    let by_then = stored
+        .iter()
+        .filter(|e| e.recorded_at <= third.recorded_at)
+        .map(|e| e.position)
+        .max()
+        .unwrap();
+    let body = balances_at(
+        &h,
+        h.alice,
+        &format!("as_of={}", rfc3339(third.recorded_at)),
+    )
+    .await;
+    assert_eq!(body["position"], by_then);
+    // At a position: that position.
+    assert_eq!(balances_at(&h, h.bob, "at_position=6").await["position"], 6);
+}
+
+#[tokio::test]
+async fn as_of_a_head_recorded_ahead_of_this_clock_answers_the_head() {
+    // An earlier writer's clock was an hour ahead: the head was recorded later than
+    // this process's now, and the store clamps every later append to it.
+    let h = history().await;
+    let ahead = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let ahead = ahead
+        .replace_nanosecond(ahead.microsecond() * 1_000)
+        .unwrap();
+    let carol = UserId::from_uuid(Uuid::now_v7());
+    let head = h.app.append_recorded_at(registered(carol), ahead).await;
+    assert_eq!(head, 8);
+    let auditor = h.app.as_role(Role::Auditor);
+    assert_eq!(
+        h.app.get("/api/v1/audit/verify", &auditor).await.ok()["ok"],
+        true,
+        "a row as the store writes it"
+    );
+
+    let alice_now = json!([{"currency": "EUR", "amount": 50}, {"currency": "USD", "amount": 5}]);
+    let body = balances_at(&h, h.alice, &format!("as_of={}", rfc3339(ahead))).await;
+    assert_eq!(body["position"], 8, "the head's state");
+    assert_eq!(body["balances"], alice_now);
+    // Between this clock and the head: the log already holds that time.
+    let between = ahead - time::Duration::minutes(30);
+    let body = balances_at(&h, h.alice, &format!("as_of={}", rfc3339(between))).await;
+    assert_eq!(body["position"], 7);
+    assert_eq!(body["balances"], alice_now);
+    // Past both: the log cannot say yet.
+    let later = rfc3339(ahead + time::Duration::seconds(1));
+    let body = h
+        .app
+        .get(
+            &format!("/api/v1/audit/users/{}/balances?as_of={later}", h.alice),
+            &auditor,
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(body["errors"][0]["code"], "in_future");
+}
+
 #[tokio::test]
 async fn a_replay_needs_exactly_one_point_within_the_log() {
     let h = history().await;

@@ -9,6 +9,7 @@
 mod audit;
 mod balances;
 mod caching;
+mod events;
 mod openapi;
 mod server;
 mod support;

@@ -50,10 +50,22 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_, keys| PersonalData::new(keys)).await
 }
 
+/// `spawn_app` with `settings`.
+pub async fn spawn_app_with_settings(settings: Settings) -> TestApp {
+    spawn_app_configured(|_, keys| PersonalData::new(keys), settings).await
+}
+
 /// `spawn_app` with the personal-data keys `personal` makes (from the store and the
 /// test's keyring).
 pub async fn spawn_app_with(
     personal: impl FnOnce(&EventStore, KeyStore) -> PersonalData,
+) -> TestApp {
+    spawn_app_configured(personal, Settings::default()).await
+}
+
+async fn spawn_app_configured(
+    personal: impl FnOnce(&EventStore, KeyStore) -> PersonalData,
+    settings: Settings,
 ) -> TestApp {
     let db = test_database().await;
     let store = db.store().await;
@@ -72,7 +84,7 @@ pub async fn spawn_app_with(
         personal(&store, keys.clone()),
         authenticator,
         Metrics::new(),
-        Settings::default(),
+        settings,
     );
     TestApp {
         router: query_api::router(state),
@@ -243,13 +255,18 @@ impl TestApp {
         self.token(role, Uuid::now_v7())
     }
 
-    pub async fn send(&self, req: Req) -> Answer {
+    /// The response to `req`, its body not read yet (for streams).
+    pub async fn open(&self, req: Req) -> axum::response::Response {
         let mut builder = Request::builder().method(req.method).uri(req.path);
         for (name, value) in req.headers {
             builder = builder.header(name, value);
         }
         let request = builder.body(Body::empty()).unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
+        self.router.clone().oneshot(request).await.unwrap()
+    }
+
+    pub async fn send(&self, req: Req) -> Answer {
+        let response = self.open(req).await;
         let (parts, body) = response.into_parts();
         let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
         Answer {
@@ -362,6 +379,52 @@ impl TestApp {
             }
         }
         self.store.append(request).await.unwrap()
+    }
+
+    /// Appends `event` on a stream of its own as a writer whose clock read `recorded_at`
+    /// would have: the row the event store writes, hash chained to the head, inserted
+    /// as the owner. For a head recorded ahead of this process's clock.
+    pub async fn append_recorded_at(&self, event: LedgerEvent, recorded_at: OffsetDateTime) -> u64 {
+        let (head, prev_hash) = self
+            .store
+            .head()
+            .await
+            .unwrap()
+            .unwrap_or((0, event_store::GENESIS_HASH));
+        let recorded = event_store::RecordedEvent {
+            position: head + 1,
+            event_id: Uuid::now_v7(),
+            stream_id: StreamId::parse(event.stream_id()).unwrap(),
+            stream_version: 1,
+            event_type: event_store::EventType::parse(event.event_type()).unwrap(),
+            schema_version: event.schema_version(),
+            data: event.data().to_string(),
+            metadata: "{}".to_owned(),
+            recorded_at,
+            prev_hash,
+            hash: [0; 32],
+        };
+        let hash = event_store::event_hash(&prev_hash, &recorded);
+        sqlx::query(
+            "INSERT INTO events (position, prev_position, event_id, stream_id, stream_version, \
+             prev_stream_version, event_type, schema_version, data, metadata, recorded_at, \
+             prev_hash, hash) VALUES (?, ?, ?, ?, 1, NULL, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(recorded.position)
+        .bind((head > 0).then_some(head))
+        .bind(recorded.event_id)
+        .bind(recorded.stream_id.as_str())
+        .bind(recorded.event_type.as_str())
+        .bind(recorded.schema_version)
+        .bind(&recorded.data)
+        .bind(&recorded.metadata)
+        .bind(naive(recorded_at))
+        .bind(&prev_hash[..])
+        .bind(&hash[..])
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        recorded.position
     }
 
     /// The value of one sample of `/metrics`, e.g. `query_view_cache_hits_total{view="user"}`.
