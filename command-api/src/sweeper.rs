@@ -137,7 +137,7 @@ impl Sweeper {
                 self.keys.shred(subject).await?;
                 // The erasure stopped before it released the user's idempotency records
                 // too (they expire anyway; this makes it now).
-                let stream = event_store::StreamId::parse(&format!("user-{subject}"))
+                let stream = event_store::StreamId::parse(format!("user-{subject}"))
                     .map_err(|_| SweepError::StreamId(subject))?;
                 self.store
                     .release_claims_of_stream(crate::idempotency::IDEMPOTENCY_SCOPE, &stream)
