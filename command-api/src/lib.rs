@@ -55,7 +55,7 @@ pub use config::{
 };
 pub use error::ApiError;
 pub use idempotency::{sweep as sweep_idempotency_records, Expiry as IdempotencyExpiry};
-pub use openapi::document as openapi_document;
+pub use openapi::{document as openapi_document, document_json as openapi_document_json};
 pub use state::AppState;
 pub use users::{DEACTIVATION_REASON_FIELD, DISPLAY_NAME_FIELD, EMAIL_FIELD};
 

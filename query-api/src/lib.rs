@@ -67,7 +67,7 @@ pub use config::{
 };
 pub use error::ApiError;
 pub use events::SubscriptionSettings;
-pub use openapi::document as openapi_document;
+pub use openapi::{document as openapi_document, document_json as openapi_document_json};
 pub use personal::PersonalData;
 pub use state::{AppState, Settings};
 pub use wait::MAX_WAIT;

@@ -20,6 +20,7 @@ mod e2e_oidc;
 mod frontend;
 mod history;
 mod ops;
+mod schemathesis;
 mod seed;
 mod services;
 mod stack;
@@ -91,6 +92,13 @@ enum Command {
     /// `test` runs them.
     #[command(hide = true)]
     OpsCheck,
+    /// Schemathesis against running APIs (a dev stack), a token per role.
+    ApiFuzz {
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        command_url: String,
+        #[arg(long, default_value = "http://127.0.0.1:8082")]
+        query_url: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -208,6 +216,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::OpsCheck => {
             ops::run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ApiFuzz {
+            command_url,
+            query_url,
+        } => {
+            let st = schemathesis::ensure_installed()?;
+            let tokens = schemathesis::tokens()?;
+            let commands = schemathesis::run(&st, &command_url, &tokens);
+            let queries = schemathesis::run(&st, &query_url, &tokens);
+            commands?;
+            queries?;
             Ok(ExitCode::SUCCESS)
         }
     }
