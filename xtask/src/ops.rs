@@ -148,6 +148,10 @@ pub fn run() -> anyhow::Result<()> {
         "compose grants the service accounts what `xtask migrate` grants",
         || problems_to_result("compose/mariadb/grants.sh", compose_grants_match(&root)?),
     );
+    report.check(
+        "gateway: no admin console, /auth/ rate-limited, security headers in every location, X-Forwarded-For set, /dev/token only in dev",
+        || problems_to_result("gateway", gateway_rules(&root)?),
+    );
     report.check("shell scripts parse", || shell_scripts_parse(&root));
     report.check("entrypoint puts secret passwords into URLs", || {
         entrypoint_works(&root)
@@ -606,6 +610,131 @@ fn gateway_image_config(root: &Path) -> anyhow::Result<()> {
                     "https://ledger.example/auth/realms/ledger",
                 ),
         )
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// The `location` blocks of an nginx file: (the line that opens it, its text).
+fn location_blocks(conf: &str) -> Vec<(String, String)> {
+    let mut blocks = Vec::new();
+    let mut rest = conf;
+    while let Some(start) = rest.find("\nlocation ") {
+        let block = &rest[start + 1..];
+        let mut depth = 0usize;
+        let mut end = block.len();
+        for (i, c) in block.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let head = block.lines().next().unwrap_or_default().trim().to_owned();
+        blocks.push((head, block[..end].to_owned()));
+        rest = &block[end..];
+    }
+    blocks
+}
+
+/// The gateway as compose renders it (start.sh, with Keycloak under /auth/ and TLS) and as
+/// the dev stack renders it (GATEWAY_DEV_TOKENS=true), read back.
+fn gateway_rules(root: &Path) -> anyhow::Result<Vec<String>> {
+    let scratch =
+        std::env::temp_dir().join(format!("ledger-gateway-rules-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(scratch.join("ui"))?;
+    let result = (|| {
+        tool(
+            Command::new("sh")
+                .arg(root.join("compose/docker/gateway/start.sh"))
+                .arg("--render")
+                .arg(scratch.join("compose"))
+                .env("GATEWAY_TEMPLATES", root.join("compose/gateway"))
+                .env("GATEWAY_UI_ROOT", scratch.join("ui"))
+                .env("GATEWAY_KEYCLOAK", "keycloak:8080")
+                .env(
+                    "GATEWAY_OIDC_ISSUER",
+                    "https://ledger.example/auth/realms/ledger",
+                ),
+        )?;
+        tool(
+            Command::new("sh")
+                .arg(root.join("compose/gateway/render.sh"))
+                .arg(scratch.join("dev"))
+                .env("GATEWAY_UI_ROOT", scratch.join("ui"))
+                .env("GATEWAY_DEV_TOKENS", "true"),
+        )?;
+        let read = |path: &str| {
+            std::fs::read_to_string(scratch.join(path)).with_context(|| format!("reading {path}"))
+        };
+        let routes = read("compose/conf/routes.conf")?;
+        let proxy = read("compose/conf/proxy.conf")?;
+        let dev_routes = read("dev/conf/routes.conf")?;
+        let mut problems = Vec::new();
+        if !routes
+            .lines()
+            .any(|l| l.trim() == "include security_headers.conf;")
+        {
+            problems
+                .push("routes.conf does not include security_headers.conf at server level".into());
+        }
+        let blocks = location_blocks(&format!("\n{routes}"));
+        for (head, block) in &blocks {
+            if !block.contains("add_header") || block.contains("include security_headers.conf;") {
+                continue;
+            }
+            for header in [
+                "X-Content-Type-Options",
+                "X-Frame-Options",
+                "Referrer-Policy",
+                "Strict-Transport-Security",
+            ] {
+                if !block.contains(header) {
+                    problems.push(format!(
+                        "`{head}` has add_header lines of its own, which drop the server's, \
+                         and not {header}: include security_headers.conf"
+                    ));
+                }
+            }
+        }
+        for prefix in ["/auth/admin", "/auth/realms/master"] {
+            let closed = blocks.iter().any(|(head, block)| {
+                head.starts_with(&format!("location ^~ {prefix}")) && block.contains("return 404")
+            });
+            if !closed {
+                problems.push(format!(
+                    "{prefix} is not closed with `location ^~ {prefix}` (404)"
+                ));
+            }
+        }
+        match blocks
+            .iter()
+            .find(|(head, _)| head.starts_with("location /auth/ "))
+        {
+            Some((_, block)) if block.contains("limit_req zone=auth_per_ip") => {}
+            Some(_) => {
+                problems.push("/auth/ is not rate-limited (limit_req zone=auth_per_ip)".into())
+            }
+            None => problems.push("no /auth/ location in the compose gateway".into()),
+        }
+        if routes.contains("location = /dev/token") {
+            problems.push("/dev/token is routed in compose".into());
+        }
+        if !dev_routes.contains("location = /dev/token") {
+            problems.push("/dev/token is not routed in the dev stack".into());
+        }
+        if proxy.contains("$proxy_add_x_forwarded_for")
+            || !proxy.contains("proxy_set_header X-Forwarded-For $remote_addr;")
+        {
+            problems.push("X-Forwarded-For must be set to $remote_addr, not appended to".into());
+        }
+        Ok(problems)
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result
