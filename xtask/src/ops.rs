@@ -152,6 +152,9 @@ pub fn run() -> anyhow::Result<()> {
         "gateway: no admin console, /auth/ rate-limited, security headers in every location, X-Forwarded-For set, /dev/token only in dev",
         || problems_to_result("gateway", gateway_rules(&root)?),
     );
+    report.check("every MariaDB that writes binary logs expires them", || {
+        problems_to_result("compose/mariadb", binlogs_expire(&root)?)
+    });
     report.check("shell scripts parse", || shell_scripts_parse(&root));
     report.check("entrypoint puts secret passwords into URLs", || {
         entrypoint_works(&root)
@@ -613,6 +616,37 @@ fn gateway_image_config(root: &Path) -> anyhow::Result<()> {
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// Binary logs keep row images (wrapped keys of erased users among them): every server
+/// configuration that turns them on also expires them.
+fn binlogs_expire(root: &Path) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut files = vec![
+        root.join("compose/mariadb/primary.cnf"),
+        root.join("compose/mariadb/replica.cnf"),
+    ];
+    for entry in std::fs::read_dir(root.join("compose/mariadb/conf.d"))? {
+        files.push(entry?.path());
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let setting = |name: &str| {
+            text.lines()
+                .any(|l| l.trim_start().starts_with(name) && l.contains('='))
+        };
+        if setting("log_bin")
+            && !setting("expire_logs_days")
+            && !setting("binlog_expire_logs_seconds")
+        {
+            problems.push(format!(
+                "{} writes binary logs and never expires them",
+                file.display()
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 /// The `location` blocks of an nginx file: (the line that opens it, its text).
