@@ -71,6 +71,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     refuse_unsafe_settings(&listener, &config)?;
+    let listening = config
+        .listener
+        .serve_options()
+        .context("TLS_CERT_FILE / TLS_KEY_FILE")?;
     let state = state_from(&config).await?;
     let expiring = tokio::spawn(idempotency::sweep_forever(
         state.store().clone(),
@@ -90,8 +94,7 @@ pub async fn run(
         tracing::warn!("serving GET /dev/token: development only");
         app = app.merge(dev_token::router(std::sync::Arc::new(keys)));
     }
-    let served =
-        platform::serve_with(listener, app, shutdown, config.listener.serve_options()).await;
+    let served = platform::serve_with(listener, app, shutdown, listening).await;
     expiring.abort();
     sweeping.abort();
     served?;

@@ -92,15 +92,28 @@ pub struct ListenerArgs {
     /// Connections served at once; more are answered 503 and closed.
     #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// TLS on the listener: the certificate chain (PEM, leaf first). Needs TLS_KEY_FILE;
+    /// without both the listener speaks plain HTTP.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl ListenerArgs {
-    pub fn serve_options(&self) -> crate::ServeOptions {
-        crate::ServeOptions {
+    /// The listener's settings; reads the TLS files when they are configured.
+    pub fn serve_options(&self) -> Result<crate::ServeOptions, crate::TlsError> {
+        let tls = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some(crate::Tls::from_pem_files(cert, key)?),
+            _ => None,
+        };
+        Ok(crate::ServeOptions {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
-        }
+            tls,
+        })
     }
 }
 
@@ -234,8 +247,10 @@ mod tests {
         let options = Listening::try_parse_from(["svc"])
             .unwrap()
             .listener
-            .serve_options();
+            .serve_options()
+            .unwrap();
         assert_eq!(options, crate::ServeOptions::default());
+        assert!(Listening::try_parse_from(["svc", "--tls-cert-file", "c.pem"]).is_err());
         let options = Listening::try_parse_from([
             "svc",
             "--header-read-timeout-secs",
@@ -247,7 +262,8 @@ mod tests {
         ])
         .unwrap()
         .listener
-        .serve_options();
+        .serve_options()
+        .unwrap();
         assert_eq!(options.header_read_timeout, Duration::from_secs(3));
         assert_eq!(options.request_timeout, Duration::from_secs(20));
         assert_eq!(options.max_connections, 7);

@@ -118,7 +118,7 @@ pub use problem::{FieldProblem, Problem, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
 pub use secret::Secret;
 pub use server::{
     method_not_allowed, not_found, observe, serve, serve_with, shutdown_signal, ServeError,
-    ServeOptions,
+    ServeOptions, Tls, TlsError,
 };
 pub use telemetry::{
     init, LogFormat, Telemetry, TelemetryError, UnknownLogFormat, DEFAULT_LOG_FILTER,

@@ -58,6 +58,81 @@ pub async fn method_not_allowed() -> Problem {
     Problem::method_not_allowed()
 }
 
+/// A TLS server configuration for a listener (rustls), from PEM files.
+#[derive(Clone)]
+pub struct Tls(tokio_rustls::TlsAcceptor);
+
+/// Why the TLS certificate or key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("reading the certificate chain {path}")]
+    Certificates {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{path} holds no certificate")]
+    NoCertificate { path: std::path::PathBuf },
+    #[error("reading the private key {path}")]
+    Key {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("the certificate and the key do not make a TLS configuration")]
+    Config(#[source] tokio_rustls::rustls::Error),
+}
+
+impl Tls {
+    /// The certificate chain (PEM, leaf first) and its private key (PEM: PKCS#8, PKCS#1
+    /// or SEC1). TLS 1.2 and 1.3, HTTP/1.1.
+    pub fn from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, TlsError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| TlsError::Certificates {
+                path: cert.to_owned(),
+                source,
+            })?;
+        if chain.is_empty() {
+            return Err(TlsError::NoCertificate {
+                path: cert.to_owned(),
+            });
+        }
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Key {
+            path: key.to_owned(),
+            source,
+        })?;
+        // ring: the crypto library already compiled for the token checks (rustls marks its
+        // provider deprecated only for lacking post-quantum key exchange).
+        #[allow(deprecated)]
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(TlsError::Config)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(TlsError::Config)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
+}
+
+impl PartialEq for Tls {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(self.0.config(), other.0.config())
+    }
+}
+
+impl Eq for Tls {}
+
 /// The listener's limits. [`Default`] is what `serve` uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeOptions {
@@ -70,6 +145,9 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// TLS on this listener; `None` serves plain HTTP. The handshake must finish within
+    /// the header-read timeout.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServeOptions {
@@ -78,6 +156,7 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            tls: None,
         }
     }
 }
@@ -112,6 +191,7 @@ where
             header_read_timeout_secs = options.header_read_timeout.as_secs_f64(),
             request_timeout_secs = options.request_timeout.as_secs_f64(),
             max_connections = options.max_connections,
+            tls = options.tls.is_some(),
             "listening"
         );
     }
@@ -137,7 +217,13 @@ where
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tokio::spawn(refuse(stream));
+            match options.tls {
+                // A TLS client would not read a plain answer: just close.
+                Some(_) => drop(stream),
+                None => {
+                    tokio::spawn(refuse(stream));
+                }
+            }
             continue;
         };
         let router = router.clone();
@@ -154,9 +240,36 @@ where
                     Ok::<_, std::convert::Infallible>(response)
                 }
             });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let tls = options.tls.clone();
+        let handshake_limit = options.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let served = match tls {
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(Tls(acceptor)) => {
+                    match tokio::time::timeout(handshake_limit, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(http.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake not finished in time");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%error, "connection ended with an error");
             }
             drop(permit);

@@ -84,7 +84,10 @@ pub async fn run(
         listener,
         router(state),
         shutdown,
-        config.listener.serve_options(),
+        config
+            .listener
+            .serve_options()
+            .context("TLS_CERT_FILE / TLS_KEY_FILE")?,
     )
     .await?;
     Ok(())
