@@ -33,6 +33,10 @@ pub struct AuthArgs {
     /// Least seconds between two fetches of JWKS_URL caused by unknown kids.
     #[arg(long, env = "JWKS_MIN_REFETCH_SECS", default_value_t = 10)]
     pub jwks_min_refetch_secs: u64,
+    /// Seconds the keys of JWKS_URL stay trusted without a successful fetch (refreshes
+    /// failing): then they are dropped and tokens are refused until the provider answers.
+    #[arg(long, env = "JWKS_MAX_STALE_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jwks_max_stale_secs: u64,
     /// Seconds startup keeps retrying JWKS_URL before it gives up.
     #[arg(long, env = "JWKS_STARTUP_WAIT_SECS", default_value_t = 30)]
     pub jwks_startup_wait_secs: u64,
@@ -63,6 +67,7 @@ impl AuthArgs {
             refresh_every: Duration::from_secs(self.jwks_refresh_secs),
             min_refetch_interval: Duration::from_secs(self.jwks_min_refetch_secs),
             startup_wait: Duration::from_secs(self.jwks_startup_wait_secs),
+            max_stale: Duration::from_secs(self.jwks_max_stale_secs),
             ..RemoteJwks::new(url)
         })
     }

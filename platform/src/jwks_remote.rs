@@ -75,6 +75,9 @@ pub struct RemoteJwks {
     pub startup_wait: Duration,
     /// Limit for one fetch: connect, request and the whole answer.
     pub request_timeout: Duration,
+    /// How long keys stay trusted without a successful fetch (the provider down, or
+    /// answering errors); then they are dropped until it answers again.
+    pub max_stale: Duration,
 }
 
 impl RemoteJwks {
@@ -87,6 +90,7 @@ impl RemoteJwks {
             min_refetch_interval: Duration::from_secs(10),
             startup_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
+            max_stale: Duration::from_secs(3600),
         }
     }
 }

@@ -282,6 +282,58 @@ async fn a_failing_refresh_keeps_the_old_keys() {
         .is_ok());
 }
 
+/// Keys kept after failed refreshes have a bounded life: a provider that stays down
+/// longer than JWKS_MAX_STALE_SECS takes its old keys' trust with it (a key it revoked in
+/// the meantime is not trusted for ever).
+#[tokio::test]
+async fn keys_kept_after_failed_refreshes_expire() {
+    let keys = DevKeys::generate().unwrap();
+    let provider = Provider::serving(&keys);
+    let url = start(provider.clone()).await;
+    let authenticator = auth_args(
+        &url,
+        &[
+            "--jwks-refresh-secs",
+            "1",
+            "--jwks-min-refetch-secs",
+            "3600",
+            "--jwks-max-stale-secs",
+            "2",
+        ],
+    )
+    .authenticator()
+    .await
+    .unwrap();
+    let token = token(&keys, Uuid::now_v7());
+    assert_eq!(whoami(&authenticator, &token).await.0, StatusCode::OK);
+
+    *provider.steady.lock().unwrap() = (StatusCode::SERVICE_UNAVAILABLE, "down".into());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !authenticator.kids().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stale keys were kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        whoami(&authenticator, &token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The provider back: its keys are trusted again at the next refresh.
+    provider.rotate_to(&keys);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while authenticator.kids().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the keys never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(whoami(&authenticator, &token).await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn startup_retries_a_provider_that_is_still_starting() {
     let keys = DevKeys::generate().unwrap();
