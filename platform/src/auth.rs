@@ -206,6 +206,14 @@ pub enum AuthSetupError {
         #[source]
         source: FetchError,
     },
+    #[error("{url} is https: JWKS_CA_FILE must name the CA certificates its server's certificate is checked against")]
+    JwksCaMissing { url: String },
+    #[error("reading the JWKS CA certificates {path}")]
+    JwksCa {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("the JWKS from {url} is unusable")]
     RemoteJwks {
         url: String,
@@ -308,7 +316,8 @@ impl Authenticator {
         let mut backoff = Duration::from_millis(250);
         let jwks = loop {
             attempts += 1;
-            match jwks_remote::fetch(&remote.url, remote.request_timeout).await {
+            match jwks_remote::fetch(&remote.url, remote.ca.as_ref(), remote.request_timeout).await
+            {
                 Ok(jwks) => break jwks,
                 Err(source) => {
                     let waited = started.elapsed();
@@ -430,7 +439,7 @@ impl Authenticator {
 
     async fn refresh_from(&self, remote: &RemoteJwks) -> Result<usize, AuthSetupError> {
         let fetched = tokio::time::Instant::now();
-        let jwks = jwks_remote::fetch(&remote.url, remote.request_timeout)
+        let jwks = jwks_remote::fetch(&remote.url, remote.ca.as_ref(), remote.request_timeout)
             .await
             .map_err(|source| AuthSetupError::FetchJwks {
                 url: remote.url.to_string(),

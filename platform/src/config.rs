@@ -21,12 +21,16 @@ pub struct AuthArgs {
     /// JWKS file whose keys sign accepted tokens.
     #[arg(long, env = "JWKS_FILE", default_value_t = default_jwks_file())]
     pub jwks_file: String,
-    /// The identity provider's JWKS (plain http://), e.g. Keycloak's
+    /// The identity provider's JWKS (http://, or https:// with JWKS_CA_FILE), e.g. Keycloak's
     /// `http://keycloak:8080/realms/ledger/protocol/openid-connect/certs`. Fetched at
     /// startup (retried for JWKS_STARTUP_WAIT_SECS), refreshed every JWKS_REFRESH_SECS and
     /// on a token with an unknown kid (at most once per JWKS_MIN_REFETCH_SECS).
     #[arg(long, env = "JWKS_URL", conflicts_with = "jwks_file")]
     pub jwks_url: Option<JwksUrl>,
+    /// CA certificates (PEM) an `https://` JWKS_URL's server certificate is checked
+    /// against; required for https.
+    #[arg(long, env = "JWKS_CA_FILE")]
+    pub jwks_ca_file: Option<PathBuf>,
     /// Seconds between background refreshes of JWKS_URL.
     #[arg(long, env = "JWKS_REFRESH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub jwks_refresh_secs: u64,
@@ -76,7 +80,17 @@ impl AuthArgs {
     /// reads `JWKS_FILE` otherwise. Async because of the fetch; needs a Tokio runtime.
     pub async fn authenticator(&self) -> Result<Authenticator, AuthSetupError> {
         match self.remote_jwks() {
-            Some(remote) => Authenticator::from_remote(remote, self.policy()).await,
+            Some(mut remote) => {
+                if let Some(path) = &self.jwks_ca_file {
+                    remote.ca = Some(crate::JwksCa::from_pem_file(path)?);
+                }
+                if remote.url.is_https() && remote.ca.is_none() {
+                    return Err(AuthSetupError::JwksCaMissing {
+                        url: remote.url.to_string(),
+                    });
+                }
+                Authenticator::from_remote(remote, self.policy()).await
+            }
             None => Authenticator::from_source(
                 &JwksSource::File(PathBuf::from(&self.jwks_file)),
                 self.policy(),
@@ -233,7 +247,7 @@ mod tests {
             both.err().map(|e| e.kind()),
             Some(clap::error::ErrorKind::ArgumentConflict)
         );
-        assert!(Config::try_parse_from(["svc", "--jwks-url", "https://idp/certs"]).is_err());
+        assert!(Config::try_parse_from(["svc", "--jwks-url", "ftp://idp/certs"]).is_err());
         assert!(Config::try_parse_from(["svc", "--jwks-refresh-secs", "0"]).is_err());
         assert!(Config::try_parse_from(["svc"])
             .unwrap()

@@ -108,7 +108,7 @@ pub use dev_keys::{
 };
 pub use health::{BoxError, Readiness, ReadinessReport};
 pub use json::{parse as parse_json, Json, MAX_BODY_BYTES};
-pub use jwks_remote::{FetchError, InvalidJwksUrl, JwksUrl, RemoteJwks};
+pub use jwks_remote::{FetchError, InvalidJwksUrl, JwksCa, JwksUrl, RemoteJwks};
 pub use metrics::{track_http, Metrics, OPENMETRICS_CONTENT_TYPE};
 pub use otlp::{
     otlp_layer, InvalidOtlpEndpoint, OtlpEndpoint, OtlpExporter, OtlpLayer, OtlpSettings, OtlpStats,
