@@ -2,10 +2,13 @@
 //! correlation, trace context, idempotency key) and the [`IfMatch`] precondition. Written
 //! once here so no handler repeats a check.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::header::IF_MATCH;
 use axum::http::request::Parts;
 use axum::http::HeaderName;
+use keyring::BlindIndex;
 use ledger::UserId;
 use platform::{Authenticator, CorrelationId, Principal, Role};
 use serde::Serialize;
@@ -28,6 +31,8 @@ pub(crate) struct Caller {
     correlation_id: CorrelationId,
     traceparent: Option<String>,
     idempotency_key: Option<IdempotencyKey>,
+    /// The server key request fingerprints are made with.
+    index: Arc<BlindIndex>,
     method: String,
     path: String,
 }
@@ -35,6 +40,7 @@ pub(crate) struct Caller {
 impl<S> FromRequestParts<S> for Caller
 where
     Authenticator: FromRef<S>,
+    Arc<BlindIndex>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -54,11 +60,12 @@ where
             .and_then(|v| v.to_str().ok())
             .filter(|v| is_traceparent(v))
             .map(str::to_owned);
+        let index = Arc::<BlindIndex>::from_ref(state);
         let mut keys = parts.headers.get_all(IDEMPOTENCY_KEY).iter();
         let idempotency_key = match (keys.next(), keys.next()) {
             (None, _) => None,
             (Some(key), None) => Some(key.to_str().map_err(|_| invalid_key()).and_then(|key| {
-                IdempotencyKey::parse(key, principal.subject).map_err(ApiError::from)
+                IdempotencyKey::parse(key, principal.subject, &index).map_err(ApiError::from)
             })?),
             (Some(_), Some(_)) => return Err(invalid_key()),
         };
@@ -67,6 +74,7 @@ where
             correlation_id,
             traceparent,
             idempotency_key,
+            index,
             method: parts.method.as_str().to_owned(),
             path: parts.uri.path().to_owned(),
         })
@@ -141,7 +149,7 @@ impl Caller {
         let body = serde_json::to_vec(body).unwrap_or_default();
         Idempotent {
             key,
-            fingerprint: Fingerprint::of(&self.method, &self.path, &body),
+            fingerprint: Fingerprint::of(&self.index, &self.method, &self.path, &body),
         }
     }
 

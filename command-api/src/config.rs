@@ -5,14 +5,14 @@ use std::fmt;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::Context;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use keyring::{BlindIndex, MasterKeys};
 use ledger::CurrencySet;
-use platform::{AuthArgs, TelemetryArgs};
+pub use platform::Secret;
+use platform::{AuthArgs, ListenerArgs, TelemetryArgs};
 
 /// Default address of the service (API.md).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8081";
@@ -86,6 +86,13 @@ pub struct Config {
     /// sent and the log could not be asked in time (docs/adr/0012).
     #[arg(long, env = "COMMAND_DEADLINE_SECS", default_value_t = 10)]
     pub deadline_secs: u64,
+    /// How long an `Idempotency-Key` record is kept: a repeat after that runs the command
+    /// again. A client's own `transaction_id` never expires.
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 60 * 60)]
+    pub idempotency_ttl_secs: u64,
+    /// How often expired idempotency records are swept.
+    #[arg(long, env = "IDEMPOTENCY_SWEEP_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idempotency_sweep_secs: u64,
     /// Establishing a database connection, at most.
     #[arg(long, env = "DATABASE_CONNECT_TIMEOUT_SECS", default_value_t = 3)]
     pub connect_timeout_secs: u64,
@@ -101,6 +108,8 @@ pub struct Config {
     /// erasure cut short between its append and its shred); one sweep runs at start.
     #[arg(long, env = "ERASURE_SWEEP_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub erasure_sweep_interval_secs: u64,
+    #[command(flatten)]
+    pub listener: ListenerArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -138,10 +147,12 @@ impl fmt::Debug for Config {
             .field("erasure_register_file", &self.erasure_register_file)
             .field("currencies", &self.currencies)
             .field("max_attempts", &self.max_attempts)
+            .field("idempotency_ttl_secs", &self.idempotency_ttl_secs)
             .field(
                 "erasure_sweep_interval_secs",
                 &self.erasure_sweep_interval_secs,
             )
+            .field("listener", &self.listener)
             .field("auth", &self.auth)
             .field("telemetry", &self.telemetry)
             .field("task", &self.task)
@@ -156,6 +167,14 @@ pub struct Secrets {
 }
 
 impl Config {
+    /// How long idempotency records live and how often they are swept.
+    pub fn idempotency_expiry(&self) -> crate::idempotency::Expiry {
+        crate::idempotency::Expiry {
+            keep_for: std::time::Duration::from_secs(self.idempotency_ttl_secs),
+            sweep_every: std::time::Duration::from_secs(self.idempotency_sweep_secs.max(1)),
+        }
+    }
+
     /// Where the data keys are: KEYS_DATABASE_URL, else DATABASE_URL.
     pub fn keys_database_url(&self) -> &Secret {
         self.keys_database_url
@@ -265,40 +284,6 @@ fn create_unless_present(
         // Another process made it first; its key is the one.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
-    }
-}
-
-/// A setting that must never be printed: `Debug` and `Display` show `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
     }
 }
 

@@ -9,7 +9,7 @@ use ledger::{DecodeError, FieldError, Rejection};
 use platform::{FieldProblem, Problem};
 
 use crate::email_index::EMAIL_SCOPE;
-use crate::idempotency::IDEMPOTENCY_SCOPE;
+use crate::idempotency::{IDEMPOTENCY_SCOPE, TRANSACTION_ID_SCOPE};
 
 /// Why a command was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +132,9 @@ impl ApiError {
             ApiError::Append(e) => match e {
                 AppendError::Conflict { .. } => concurrency_conflict(),
                 AppendError::ClaimTaken { scope, .. } if scope == EMAIL_SCOPE => email_taken(),
-                AppendError::ClaimTaken { scope, .. } if scope == IDEMPOTENCY_SCOPE => {
+                AppendError::ClaimTaken { scope, .. }
+                    if scope == IDEMPOTENCY_SCOPE || scope == TRANSACTION_ID_SCOPE =>
+                {
                     idempotency_key_reused()
                 }
                 AppendError::ClaimTaken { .. } => concurrency_conflict(),
@@ -294,6 +296,10 @@ mod tests {
         };
         assert_eq!(code(taken(EMAIL_SCOPE)).1, "email_taken");
         assert_eq!(code(taken(IDEMPOTENCY_SCOPE)).1, "idempotency_key_reused");
+        assert_eq!(
+            code(taken(TRANSACTION_ID_SCOPE)).1,
+            "idempotency_key_reused"
+        );
         assert_eq!(
             code(ApiError::VersionMismatch { current: 3 }),
             (StatusCode::PRECONDITION_FAILED, "version_mismatch".into())

@@ -58,9 +58,10 @@ pub use config::{
     DEV_BLIND_INDEX_KEY_FILE, DEV_ERASURE_REGISTER_FILE, DEV_MASTER_KEYS_FILE,
 };
 pub use error::ApiError;
-pub use openapi::document as openapi_document;
+pub use idempotency::{sweep as sweep_idempotency_records, Expiry as IdempotencyExpiry};
+pub use openapi::{document as openapi_document, document_json as openapi_document_json};
 pub use state::AppState;
-pub use users::{DISPLAY_NAME_FIELD, EMAIL_FIELD};
+pub use users::{DEACTIVATION_REASON_FIELD, DISPLAY_NAME_FIELD, EMAIL_FIELD};
 
 /// Connections to a data keys' database of its own (KEYS_DATABASE_URL): keys are read on
 /// a key-cache miss and written at registration and erasure only.
@@ -73,7 +74,16 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    refuse_unsafe_settings(&listener, &config)?;
+    let listening = config
+        .listener
+        .serve_options()
+        .context("TLS_CERT_FILE / TLS_KEY_FILE")?;
     let state = state_from(&config).await?;
+    let expiring = tokio::spawn(idempotency::sweep_forever(
+        state.store().clone(),
+        config.idempotency_expiry(),
+    ));
     let sweeper = sweeper::Sweeper::new(
         state.store.clone(),
         state.keys.clone(),
@@ -88,9 +98,42 @@ pub async fn run(
         tracing::warn!("serving GET /dev/token: development only");
         app = app.merge(dev_token::router(std::sync::Arc::new(keys)));
     }
-    let served = platform::serve(listener, app, shutdown).await;
+    let served = platform::serve_with(listener, app, shutdown, listening).await;
+    expiring.abort();
     sweeping.abort();
     served?;
+    Ok(())
+}
+
+/// Settings the service will not start with: dev tokens anywhere but a developer's
+/// loopback listener without an identity provider (anyone reaching `/dev/token` could
+/// mint an admin token), and a request timeout that could cut off a command that may
+/// have been applied.
+fn refuse_unsafe_settings(listener: &TcpListener, config: &Config) -> anyhow::Result<()> {
+    if config.dev_tokens {
+        if config.auth.jwks_url.is_some() {
+            anyhow::bail!(
+                "DEV_TOKENS cannot be on together with JWKS_URL: dev tokens are for the dev \
+                 stack only"
+            );
+        }
+        let addr = listener
+            .local_addr()
+            .context("reading the listen address")?;
+        if !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "DEV_TOKENS needs a loopback listen address (127.0.0.1 or ::1), not {addr}: \
+                 dev tokens are for the dev stack only"
+            );
+        }
+    }
+    if config.listener.request_timeout_secs <= config.deadline_secs {
+        anyhow::bail!(
+            "HTTP_REQUEST_TIMEOUT_SECS ({}) must be longer than COMMAND_DEADLINE_SECS ({})",
+            config.listener.request_timeout_secs,
+            config.deadline_secs
+        );
+    }
     Ok(())
 }
 

@@ -98,6 +98,12 @@ impl FromRef<AppState> for Authenticator {
     }
 }
 
+impl FromRef<AppState> for Arc<BlindIndex> {
+    fn from_ref(state: &AppState) -> Self {
+        state.blind_index.clone()
+    }
+}
+
 /// Labels: the command, as its handler is named (`register_user`, `deposit`, ...).
 type ByCommand = Family<[(&'static str, &'static str); 1], Counter>;
 

@@ -36,6 +36,8 @@ enum SweepError {
     Keys(#[from] KeyringError),
     #[error("{0} is not an event type name")]
     EventType(&'static str),
+    #[error("user-{0} is not a stream id")]
+    StreamId(Uuid),
     #[error("the erasure event at position {position} does not decode")]
     Decode {
         position: u64,
@@ -133,6 +135,13 @@ impl Sweeper {
             let subjects: Vec<Uuid> = users.iter().map(|(u, _)| *u).collect();
             for subject in self.keys.unshredded(&subjects).await? {
                 self.keys.shred(subject).await?;
+                // The erasure stopped before it released the user's idempotency records
+                // too (they expire anyway; this makes it now).
+                let stream = event_store::StreamId::parse(format!("user-{subject}"))
+                    .map_err(|_| SweepError::StreamId(subject))?;
+                self.store
+                    .release_claims_of_stream(crate::idempotency::IDEMPOTENCY_SCOPE, &stream)
+                    .await?;
                 self.shredded.inc();
                 let position = users
                     .iter()

@@ -25,6 +25,7 @@ use crate::stream::{self, Loaded};
 /// Keyring field names: a sealed value opens only under the field it was sealed for.
 pub const EMAIL_FIELD: &str = ledger::sealed_fields::EMAIL;
 pub const DISPLAY_NAME_FIELD: &str = ledger::sealed_fields::DISPLAY_NAME;
+pub const DEACTIVATION_REASON_FIELD: &str = ledger::sealed_fields::DEACTIVATION_REASON;
 
 /// `POST /api/v1/users`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -59,7 +60,8 @@ pub(crate) struct UpdateProfileBody {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeactivateUserBody {
-    /// An operational reason, stored in clear and never erased: no personal data.
+    /// Free text, 1–500 characters after trimming; sealed under the user's key, so an
+    /// erasure makes it unreadable like the e-mail and name.
     #[serde(default)]
     #[schema(min_length = 1, max_length = 500)]
     reason: Option<String>,
@@ -306,10 +308,13 @@ pub(crate) async fn deactivate_user(
                 .await?
                 .registered()?;
             if_match.check(loaded.version)?;
-            let command = Command::DeactivateUser(DeactivateUser {
-                user_id,
-                reason: reason.clone(),
-            });
+            let reason = match reason {
+                Some(reason) => {
+                    Some(seal(state, user_id, reason.as_str(), DEACTIVATION_REASON_FIELD).await?)
+                }
+                None => None,
+            };
+            let command = Command::DeactivateUser(DeactivateUser { user_id, reason });
             let events = decide(&loaded.user, &command)?;
             append(user_id, &loaded, events, Vec::new(), metadata)
         },
@@ -383,6 +388,17 @@ pub(crate) async fn erase_personal_data(
             %user_id,
             error = %error,
             "erasure recorded, its data key not shredded yet: a repeat or the sweeper completes it"
+        );
+        return Err(ApiError::ErasurePending);
+    }
+    // The user's idempotency records go too (their fingerprints are of bodies that held
+    // the address), this request's own included: a repeat finds nothing to do and answers
+    // 200 all the same. Like the shred, a failure here asks for the repeat.
+    if let Err(error) = crate::idempotency::release_for(&state.store, user_id).await {
+        tracing::warn!(
+            %user_id,
+            error = %error,
+            "erasure recorded, its idempotency records not released yet: a repeat completes it"
         );
         return Err(ApiError::ErasurePending);
     }

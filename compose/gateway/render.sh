@@ -24,6 +24,7 @@
 #                         served to the UI in /config.json and allowed in CSP connect-src
 #   GATEWAY_OIDC_CLIENT_ID ledger-ui
 #   GATEWAY_OIDC_SCOPE    openid
+#   GATEWAY_DEV_TOKENS    false                   (true: route /dev/token, dev stack only)
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -49,6 +50,7 @@ prefix=$(cd "$prefix" && pwd)
 : "${GATEWAY_OIDC_ISSUER:=}"
 : "${GATEWAY_OIDC_CLIENT_ID:=ledger-ui}"
 : "${GATEWAY_OIDC_SCOPE:=openid}"
+: "${GATEWAY_DEV_TOKENS:=false}"
 
 case "$GATEWAY_UI_ROOT" in
     /*) ;;
@@ -107,9 +109,15 @@ render() {
 }
 
 mkdir -p "$prefix/conf/tls.d" "$prefix/tmp"
-for f in nginx.conf routes.conf proxy.conf; do
+for f in nginx.conf routes.conf proxy.conf security_headers.conf; do
     render "$here/$f" "$prefix/conf/$f"
 done
+# /dev/token only where dev tokens are meant to be (the dev stack).
+if [ "$GATEWAY_DEV_TOKENS" = "true" ]; then
+    render "$here/dev.conf" "$prefix/conf/dev.conf"
+    cat "$prefix/conf/dev.conf" >> "$prefix/conf/routes.conf"
+    rm -f "$prefix/conf/dev.conf"
+fi
 rm -f "$prefix/conf/tls.d/tls.conf"
 if [ -n "$GATEWAY_TLS_CERT" ]; then
     render "$here/tls.conf" "$prefix/conf/tls.d/tls.conf"

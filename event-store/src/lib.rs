@@ -8,6 +8,7 @@
 //!   expected-version checks, claims and its own success or error.
 //! - `chain.rs` defines the canonical bytes of an event and the SHA-256 hash chain.
 //! - `read.rs` reads a stream, the log by position, and tails it ([`Tail`]).
+//! - `claims.rs` expires claims by age and releases those a stream's appends made.
 //! - `verify.rs` recomputes the chain and reports the first bad position.
 //! - `topic.rs`: event-type patterns in RabbitMQ's topic syntax ([`TypeFilter`]).
 //! - `stream.rs` and `event.rs` hold the value types; `error.rs` the typed errors.
@@ -24,6 +25,7 @@
 pub mod anchor;
 mod append;
 mod chain;
+mod claims;
 mod error;
 mod event;
 mod leader;

@@ -55,6 +55,22 @@ impl BlindIndex {
         self.hash(EMAIL_LABEL, normalized.as_bytes())
     }
 
+    /// HMAC-SHA256 of `parts` (each length-prefixed, so their boundaries count) for
+    /// `purpose`, a name of the caller's kind of value (`b"request"`, …): a keyed
+    /// fingerprint that nobody without the key can recompute from a guess, and that
+    /// never equals an e-mail hash or a fingerprint of another purpose.
+    pub fn fingerprint(&self, purpose: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        let mut label = b"keyring.blind-index.fingerprint.v1\0".to_vec();
+        label.extend_from_slice(purpose);
+        label.push(0);
+        let mut value = Vec::new();
+        for part in parts {
+            value.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            value.extend_from_slice(part);
+        }
+        self.hash(&label, &value)
+    }
+
     fn hash(&self, label: &[u8], value: &[u8]) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose())
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
@@ -104,6 +120,24 @@ mod tests {
         mac.update(b"keyring.blind-index.email.v1\0ada@example.org");
         let expected: [u8; 32] = mac.finalize().into_bytes().into();
         assert_eq!(BlindIndex::new(key).hash_email("ada@example.org"), expected);
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_separated_by_purpose_and_part_boundaries() {
+        let index = BlindIndex::new([4; 32]);
+        let a = index.fingerprint(b"request", &[b"POST", b"/a", b"bc"]);
+        assert_eq!(a, index.fingerprint(b"request", &[b"POST", b"/a", b"bc"]));
+        assert_ne!(a, index.fingerprint(b"request", &[b"POST", b"/ab", b"c"]));
+        assert_ne!(a, index.fingerprint(b"other", &[b"POST", b"/a", b"bc"]));
+        assert_ne!(
+            a,
+            BlindIndex::new([5; 32]).fingerprint(b"request", &[b"POST", b"/a", b"bc"])
+        );
+        assert_ne!(
+            index.fingerprint(b"email", &[]),
+            index.hash_email(""),
+            "never an e-mail hash"
+        );
     }
 
     #[test]

@@ -1,6 +1,5 @@
 use crate::id::{TransactionId, UserId};
 use crate::money::{Amount, Currency};
-use crate::reason::DeactivationReason;
 use crate::sealed::SealedText;
 
 /// A command on one user's stream, decided by [`crate::decide`]. Values arrive parsed
@@ -39,7 +38,8 @@ pub struct UpdateProfile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeactivateUser {
     pub user_id: UserId,
-    pub reason: Option<DeactivationReason>,
+    /// The reason, checked as a [`crate::DeactivationReason`] and sealed by the command side.
+    pub reason: Option<SealedText>,
 }
 
 /// `DELETE /api/v1/users/{id}/personal-data`. The command side destroys the user's data

@@ -112,7 +112,7 @@ fn deactivate_user(user: &User, c: &DeactivateUser) -> Result<Vec<LedgerEvent>, 
     }
     Ok(vec![LedgerEvent::UserDeactivated(UserDeactivated {
         user_id: c.user_id,
-        reason: c.reason.clone(),
+        reason_ciphertext: c.reason.clone(),
     })])
 }
 

@@ -1,6 +1,9 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use caseless::Caseless;
+use unicode_normalization::UnicodeNormalization;
+
 use crate::field::FieldError;
 
 /// Why a string is not an e-mail address we accept.
@@ -31,8 +34,13 @@ impl From<EmailError> for FieldError {
 }
 
 /// A checked e-mail address: at most 254 characters, `local@domain` with a dotted domain.
-/// Kept as given (less surrounding whitespace) but compared and hashed case-insensitively;
-/// [`Email::normalized`] is the form to key uniqueness on.
+/// Kept as given (less surrounding whitespace) but compared and hashed in a normalized
+/// form, Unicode NFKC with full case folding (`NFKC(casefold(NFKC(s)))`), so that
+/// look-alikes a person reads as one address are one: full-width letters and `＠`,
+/// ligatures, the Kelvin sign, `ß` and `SS`; [`Email::normalized`] is the form to key
+/// uniqueness on. Checks apply to the NFKC form, so `ada＠example．com` is accepted as
+/// `ada@example.com` is. Confusables across scripts (a Cyrillic `а`) stay distinct: they
+/// are different addresses to a mail server too.
 ///
 /// Personal data: `Debug` does not print it, and it never enters an event in clear (the
 /// command side seals it into a [`crate::SealedText`]).
@@ -56,10 +64,11 @@ impl Email {
         if s.is_empty() {
             return Err(EmailError::Empty);
         }
-        if s.chars().count() > Self::MAX_LEN {
+        let compatible: String = s.nfkc().collect();
+        if s.chars().count() > Self::MAX_LEN || compatible.chars().count() > Self::MAX_LEN {
             return Err(EmailError::TooLong);
         }
-        let (local, domain) = s.split_once('@').ok_or(EmailError::Invalid)?;
+        let (local, domain) = compatible.split_once('@').ok_or(EmailError::Invalid)?;
         if !local_ok(local) || !domain_ok(domain) {
             return Err(EmailError::Invalid);
         }
@@ -71,9 +80,9 @@ impl Email {
         &self.0
     }
 
-    /// Lowercase: the form two addresses are compared in.
+    /// NFKC with full case folding: the form two addresses are compared in.
     pub fn normalized(&self) -> String {
-        self.0.to_lowercase()
+        self.0.nfkc().default_case_fold().nfkc().collect()
     }
 
     pub fn into_inner(self) -> String {
@@ -217,6 +226,38 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.normalized(), "jane@example.com");
         assert_eq!(a.as_str(), "Jane@Example.com");
+    }
+
+    /// Look-alikes that are one address to a person (and to a mail server that applies
+    /// Unicode compatibility forms) are one address to the uniqueness index.
+    #[test]
+    fn look_alike_addresses_normalize_to_one_form() {
+        for (given, same_as) in [
+            // Full-width Latin letters (an East Asian keyboard's wide mode).
+            ("ａｄａ@example.com", "ada@example.com"),
+            ("ADA@ＥＸＡＭＰＬＥ.ＣＯＭ", "ada@example.com"),
+            // Full-width at sign and full stop.
+            ("ada＠example．com", "ada@example.com"),
+            // The Kelvin sign and the ligature fi.
+            ("\u{212A}elvin@example.com", "kelvin@example.com"),
+            ("\u{FB01}nn@example.com", "finn@example.com"),
+            // Case folding, not just lowercasing: sharp s and a final sigma.
+            ("STRASSE@example.de", "straße@example.de"),
+            ("ΟΔΥΣΣΕΥΣ@example.gr", "οδυσσευς@example.gr"),
+            // Mathematical bold letters.
+            ("\u{1D41A}\u{1D41D}\u{1D41A}@example.com", "ada@example.com"),
+        ] {
+            let a = Email::parse(given).unwrap_or_else(|e| panic!("{given:?}: {e}"));
+            let b = Email::parse(same_as).unwrap();
+            assert_eq!(a.normalized(), b.normalized(), "{given:?} vs {same_as:?}");
+            assert_eq!(a, b);
+            assert_eq!(a.as_str(), given, "kept as given");
+        }
+        // Different addresses stay different.
+        let a = Email::parse("ada@example.com").unwrap();
+        for other in ["adа@example.com", "ada@example.co", "ada1@example.com"] {
+            assert_ne!(a, Email::parse(other).unwrap(), "{other:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{TransactionId, UserId};
 use crate::money::{Amount, Currency};
-use crate::reason::DeactivationReason;
 use crate::sealed::SealedText;
 
 /// Everything that can happen on a user stream (`user-<uuid>`), past tense. Money lives on
@@ -44,13 +43,15 @@ pub struct ProfileUpdated {
     pub display_name_ciphertext: Option<SealedText>,
 }
 
-/// `user.deactivated` v1.
+/// `user.deactivated` v2: the reason, free text a person wrote, is sealed like the other
+/// personal fields, so an erasure makes it unreadable too. v1 carried it in clear
+/// (`reason`); its upcaster drops it (it stays in the stored v1 event).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserDeactivated {
     pub user_id: UserId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<DeactivationReason>,
+    pub reason_ciphertext: Option<SealedText>,
 }
 
 /// `user.personal_data_erased` v1: the user's data key is destroyed (by the command
@@ -127,7 +128,7 @@ impl ProfileUpdated {
 }
 impl UserDeactivated {
     pub const TYPE: &'static str = "user.deactivated";
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
 }
 impl PersonalDataErased {
     pub const TYPE: &'static str = "user.personal_data_erased";

@@ -40,4 +40,6 @@ impl fmt::Debug for SealedText {
 pub mod fields {
     pub const EMAIL: &str = "email";
     pub const DISPLAY_NAME: &str = "display_name";
+    /// The free text of a deactivation (`user.deactivated` v2).
+    pub const DEACTIVATION_REASON: &str = "deactivation_reason";
 }

@@ -77,7 +77,7 @@ pub fn deactivated() -> LedgerEvent {
 pub fn deactivated_as(user_id: UserId) -> LedgerEvent {
     UserDeactivated {
         user_id,
-        reason: None,
+        reason_ciphertext: None,
     }
     .into()
 }
@@ -85,7 +85,7 @@ pub fn deactivated_as(user_id: UserId) -> LedgerEvent {
 pub fn deactivated_because(reason: &str) -> LedgerEvent {
     UserDeactivated {
         user_id: ALICE,
-        reason: Some(reason_of(reason)),
+        reason_ciphertext: Some(reason_of(reason)),
     }
     .into()
 }
@@ -226,8 +226,8 @@ pub fn transfer(minor_units: i64) -> Transfer {
 }
 
 #[track_caller]
-fn reason_of(reason: &str) -> DeactivationReason {
-    match DeactivationReason::parse(reason) {
+fn reason_of(reason: &str) -> SealedText {
+    match DeactivationReason::parse(reason).map(|r| SealedText::new(format!("sealed:{r}"))) {
         Ok(r) => r,
         Err(e) => panic!("fixture reason {reason:?}: {e}"),
     }

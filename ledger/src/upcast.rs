@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::event::UserRegistered;
+use crate::event::{UserDeactivated, UserRegistered};
 
 pub(crate) enum UpcastError {
     /// No step from this version: a version the code does not know.
@@ -24,8 +24,22 @@ pub(crate) fn upcast(
 ) -> Result<Value, UpcastError> {
     match (event_type, from_version) {
         (UserRegistered::TYPE, 1) => user_registered_v1_to_v2(data),
+        (UserDeactivated::TYPE, 1) => user_deactivated_v1_to_v2(data),
         _ => Err(UpcastError::NoStep),
     }
+}
+
+/// v2 seals the reason (`reason_ciphertext`). A v1 reason was written in clear and cannot
+/// be sealed here (no keys in the domain): it is left out, as nothing decides on it; the
+/// stored v1 event keeps it.
+fn user_deactivated_v1_to_v2(data: Value) -> Result<Value, UpcastError> {
+    let Value::Object(mut fields) = data else {
+        return Err(UpcastError::Shape(
+            "user.deactivated v1 data is not an object",
+        ));
+    };
+    fields.remove("reason");
+    Ok(Value::Object(fields))
 }
 
 /// v2 renamed `name_ciphertext` to `display_name_ciphertext`, the name API.md uses.

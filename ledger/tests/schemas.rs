@@ -186,6 +186,38 @@ fn a_stored_v1_registration_matches_the_v1_schema_and_decodes_to_the_current_typ
 }
 
 #[test]
+fn a_stored_v1_deactivation_decodes_without_its_clear_reason() {
+    let v1 = json!({
+        "user_id": "0190a8f6-7b2c-7c3e-9f00-00000000a11c",
+        "reason": "closed at the customer's request",
+    });
+    assert_valid(
+        &validator("events/user.deactivated.v1.json"),
+        &v1,
+        "v1 sample",
+    );
+    assert!(!validator("events/user.deactivated.v2.json").is_valid(&v1));
+    let event = decode("user.deactivated", 1, &v1.to_string()).expect("v1 decodes");
+    assert_eq!(event.schema_version(), 2);
+    assert_valid(
+        &validator("events/user.deactivated.v2.json"),
+        &event.data(),
+        "upcast v1",
+    );
+    assert!(event.data().get("reason").is_none());
+    assert!(event.data().get("reason_ciphertext").is_none());
+}
+
+#[test]
+fn a_deactivation_reason_is_written_sealed() {
+    let event = ledger::testing::deactivated_because("fraud review");
+    assert_eq!(event.schema_version(), 2);
+    let data = event.data();
+    assert!(data.get("reason").is_none(), "{data}");
+    assert!(data["reason_ciphertext"].is_string(), "{data}");
+}
+
+#[test]
 fn schemas_and_decoding_both_refuse_unknown_fields() {
     for event in emitted_events() {
         let mut data = event.data();
@@ -263,8 +295,14 @@ fn every_emitted_event_fits_the_cloudevents_envelope() {
 fn the_envelope_schema_requires_position_and_a_cloudevents_shape() {
     let envelope_schema = validator("envelope.cloudevents.json");
     let good = envelope(&deposited(1), 1, 1);
+    // API.md: every extension is always present, causation included (the command's
+    // Idempotency-Key or, without one, its correlation id).
     for (attribute, bad) in [
         ("position", Value::Null),
+        ("schemaversion", Value::Null),
+        ("correlationid", Value::Null),
+        ("causationid", Value::Null),
+        ("causationid", json!("")),
         ("specversion", json!("0.3")),
         ("subject", json!("account-1")),
         ("time", json!("yesterday")),

@@ -206,6 +206,14 @@ pub enum AuthSetupError {
         #[source]
         source: FetchError,
     },
+    #[error("{url} is https: JWKS_CA_FILE must name the CA certificates its server's certificate is checked against")]
+    JwksCaMissing { url: String },
+    #[error("reading the JWKS CA certificates {path}")]
+    JwksCa {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("the JWKS from {url} is unusable")]
     RemoteJwks {
         url: String,
@@ -255,6 +263,8 @@ struct Remote {
     /// When a fetch for an unknown kid last started. Also serialises those fetches: callers
     /// that queue behind one find its keys instead of fetching again.
     last_kid_fetch: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// When the keys were last fetched successfully.
+    last_success: std::sync::Mutex<tokio::time::Instant>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -306,7 +316,8 @@ impl Authenticator {
         let mut backoff = Duration::from_millis(250);
         let jwks = loop {
             attempts += 1;
-            match jwks_remote::fetch(&remote.url, remote.request_timeout).await {
+            match jwks_remote::fetch(&remote.url, remote.ca.as_ref(), remote.request_timeout).await
+            {
                 Ok(jwks) => break jwks,
                 Err(source) => {
                     let waited = started.elapsed();
@@ -332,6 +343,7 @@ impl Authenticator {
             Some(Remote {
                 config: remote,
                 last_kid_fetch: tokio::sync::Mutex::new(None),
+                last_success: std::sync::Mutex::new(tokio::time::Instant::now()),
             }),
         )
         .map_err(|source| AuthSetupError::RemoteJwks {
@@ -427,7 +439,7 @@ impl Authenticator {
 
     async fn refresh_from(&self, remote: &RemoteJwks) -> Result<usize, AuthSetupError> {
         let fetched = tokio::time::Instant::now();
-        let jwks = jwks_remote::fetch(&remote.url, remote.request_timeout)
+        let jwks = jwks_remote::fetch(&remote.url, remote.ca.as_ref(), remote.request_timeout)
             .await
             .map_err(|source| AuthSetupError::FetchJwks {
                 url: remote.url.to_string(),
@@ -435,7 +447,44 @@ impl Authenticator {
                 waited: fetched.elapsed(),
                 source,
             })?;
-        self.replace_jwks(&jwks)
+        let count = self.replace_jwks(&jwks)?;
+        if let Some(remote) = &self.inner.remote {
+            *remote
+                .last_success
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = tokio::time::Instant::now();
+        }
+        Ok(count)
+    }
+
+    /// After a failed refresh: drops the keys once none was fetched for longer than
+    /// [`RemoteJwks::max_stale`], so a key the provider revoked while it could not be
+    /// asked is not trusted for ever.
+    fn expire_stale_keys(&self) {
+        let Some(remote) = &self.inner.remote else {
+            return;
+        };
+        let since = remote
+            .last_success
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed();
+        if since < remote.config.max_stale || self.kids().is_empty() {
+            return;
+        }
+        let mut held = self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        held.clear();
+        self.inner.verified.clear();
+        drop(held);
+        tracing::error!(
+            stale_secs = since.as_secs(),
+            "no JWKS fetched for longer than JWKS_MAX_STALE_SECS: the old keys are dropped and \
+             tokens are refused until the identity provider answers"
+        );
     }
 
     fn knows(&self, kid: &str) -> bool {
@@ -504,7 +553,8 @@ async fn refresh_periodically(inner: Weak<Inner>, every: Duration) {
         match auth.refresh_from(&remote.config).await {
             Ok(count) => tracing::debug!(keys = count, "JWKS refreshed"),
             Err(error) => {
-                tracing::warn!(error = %chain(&error), "refreshing the JWKS failed; keeping the old keys")
+                tracing::warn!(error = %chain(&error), "refreshing the JWKS failed; keeping the old keys");
+                auth.expire_stale_keys();
             }
         }
     }

@@ -21,18 +21,26 @@ pub struct AuthArgs {
     /// JWKS file whose keys sign accepted tokens.
     #[arg(long, env = "JWKS_FILE", default_value_t = default_jwks_file())]
     pub jwks_file: String,
-    /// The identity provider's JWKS (plain http://), e.g. Keycloak's
+    /// The identity provider's JWKS (http://, or https:// with JWKS_CA_FILE), e.g. Keycloak's
     /// `http://keycloak:8080/realms/ledger/protocol/openid-connect/certs`. Fetched at
     /// startup (retried for JWKS_STARTUP_WAIT_SECS), refreshed every JWKS_REFRESH_SECS and
     /// on a token with an unknown kid (at most once per JWKS_MIN_REFETCH_SECS).
     #[arg(long, env = "JWKS_URL", conflicts_with = "jwks_file")]
     pub jwks_url: Option<JwksUrl>,
+    /// CA certificates (PEM) an `https://` JWKS_URL's server certificate is checked
+    /// against; required for https.
+    #[arg(long, env = "JWKS_CA_FILE")]
+    pub jwks_ca_file: Option<PathBuf>,
     /// Seconds between background refreshes of JWKS_URL.
     #[arg(long, env = "JWKS_REFRESH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub jwks_refresh_secs: u64,
     /// Least seconds between two fetches of JWKS_URL caused by unknown kids.
     #[arg(long, env = "JWKS_MIN_REFETCH_SECS", default_value_t = 10)]
     pub jwks_min_refetch_secs: u64,
+    /// Seconds the keys of JWKS_URL stay trusted without a successful fetch (refreshes
+    /// failing): then they are dropped and tokens are refused until the provider answers.
+    #[arg(long, env = "JWKS_MAX_STALE_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jwks_max_stale_secs: u64,
     /// Seconds startup keeps retrying JWKS_URL before it gives up.
     #[arg(long, env = "JWKS_STARTUP_WAIT_SECS", default_value_t = 30)]
     pub jwks_startup_wait_secs: u64,
@@ -63,6 +71,7 @@ impl AuthArgs {
             refresh_every: Duration::from_secs(self.jwks_refresh_secs),
             min_refetch_interval: Duration::from_secs(self.jwks_min_refetch_secs),
             startup_wait: Duration::from_secs(self.jwks_startup_wait_secs),
+            max_stale: Duration::from_secs(self.jwks_max_stale_secs),
             ..RemoteJwks::new(url)
         })
     }
@@ -71,12 +80,59 @@ impl AuthArgs {
     /// reads `JWKS_FILE` otherwise. Async because of the fetch; needs a Tokio runtime.
     pub async fn authenticator(&self) -> Result<Authenticator, AuthSetupError> {
         match self.remote_jwks() {
-            Some(remote) => Authenticator::from_remote(remote, self.policy()).await,
+            Some(mut remote) => {
+                if let Some(path) = &self.jwks_ca_file {
+                    remote.ca = Some(crate::JwksCa::from_pem_file(path)?);
+                }
+                if remote.url.is_https() && remote.ca.is_none() {
+                    return Err(AuthSetupError::JwksCaMissing {
+                        url: remote.url.to_string(),
+                    });
+                }
+                Authenticator::from_remote(remote, self.policy()).await
+            }
             None => Authenticator::from_source(
                 &JwksSource::File(PathBuf::from(&self.jwks_file)),
                 self.policy(),
             ),
         }
+    }
+}
+
+/// The limits of a service's HTTP listener (see [`crate::ServeOptions`]).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ListenerArgs {
+    /// Seconds a client has to send a request's headers before its connection is closed.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+    /// Seconds within which a request is answered, or gets 408 `request_timeout`.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+    /// Connections served at once; more are answered 503 and closed.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// TLS on the listener: the certificate chain (PEM, leaf first). Needs TLS_KEY_FILE;
+    /// without both the listener speaks plain HTTP.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl ListenerArgs {
+    /// The listener's settings; reads the TLS files when they are configured.
+    pub fn serve_options(&self) -> Result<crate::ServeOptions, crate::TlsError> {
+        let tls = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some(crate::Tls::from_pem_files(cert, key)?),
+            _ => None,
+        };
+        Ok(crate::ServeOptions {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            tls,
+        })
     }
 }
 
@@ -191,13 +247,46 @@ mod tests {
             both.err().map(|e| e.kind()),
             Some(clap::error::ErrorKind::ArgumentConflict)
         );
-        assert!(Config::try_parse_from(["svc", "--jwks-url", "https://idp/certs"]).is_err());
+        assert!(Config::try_parse_from(["svc", "--jwks-url", "ftp://idp/certs"]).is_err());
         assert!(Config::try_parse_from(["svc", "--jwks-refresh-secs", "0"]).is_err());
         assert!(Config::try_parse_from(["svc"])
             .unwrap()
             .auth
             .remote_jwks()
             .is_none());
+    }
+
+    #[test]
+    fn listener_limits_default_and_parse() {
+        #[derive(Parser)]
+        struct Listening {
+            #[command(flatten)]
+            listener: ListenerArgs,
+        }
+        let options = Listening::try_parse_from(["svc"])
+            .unwrap()
+            .listener
+            .serve_options()
+            .unwrap();
+        assert_eq!(options, crate::ServeOptions::default());
+        assert!(Listening::try_parse_from(["svc", "--tls-cert-file", "c.pem"]).is_err());
+        let options = Listening::try_parse_from([
+            "svc",
+            "--header-read-timeout-secs",
+            "3",
+            "--request-timeout-secs",
+            "20",
+            "--max-connections",
+            "7",
+        ])
+        .unwrap()
+        .listener
+        .serve_options()
+        .unwrap();
+        assert_eq!(options.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(options.request_timeout, Duration::from_secs(20));
+        assert_eq!(options.max_connections, 7);
+        assert!(Listening::try_parse_from(["svc", "--max-connections", "0"]).is_err());
     }
 
     #[test]

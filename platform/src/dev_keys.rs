@@ -3,9 +3,12 @@
 //! compose a real identity provider issues tokens instead.
 //!
 //! On disk (the caller passes the directory, `.dev/` in the repository):
-//! `dev-signing-key.pem` (PKCS#8, mode 0600 on Unix) and `jwks.json` (the public key, `kid`
-//! = its RFC 7638 thumbprint). The key file is the source of truth; `jwks.json` is rewritten
-//! from it when missing or stale.
+//! `dev-signing-key.pem` (PKCS#8 v1 as RFC 8410 defines it for Ed25519, the form
+//! `openssl pkey` and Python's `cryptography` read; mode 0600 on Unix) and `jwks.json` (the
+//! public key, `kid` = its RFC 7638 thumbprint). The key file is the source of truth;
+//! `jwks.json` is rewritten from it when missing or stale. A key an older version wrote as
+//! ring's PKCS#8 v2 document (which those tools refuse: "extra data") is read and rewritten
+//! in the v1 form, the same key.
 
 use std::fmt;
 use std::io::Write;
@@ -32,6 +35,32 @@ pub const DEV_ISSUER: &str = "urn:example:dev-issuer";
 pub const DEV_AUDIENCE: &str = "example-ledger";
 
 const PEM_LABEL: &str = "PRIVATE KEY";
+
+/// RFC 8410 §7: `OneAsymmetricKey` version 0 (v1), algorithm id-Ed25519, and the
+/// `CurvePrivateKey` OCTET STRING header; the 32-byte seed follows. PKCS#8 v2 (ring's)
+/// differs in the outer length and the version, then appends the public key.
+const V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+/// The part of the prefix both versions share (after the outer length and version).
+const ALGORITHM_AND_KEY_HEADER: [u8; 11] = [
+    0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The v1 document of a 32-byte seed.
+fn pkcs8_v1(seed: &[u8; 32]) -> Vec<u8> {
+    let mut der = V1_PREFIX.to_vec();
+    der.extend_from_slice(seed);
+    der
+}
+
+/// The seed of a v1 or v2 Ed25519 document (both put it at the same offset).
+fn seed_of(der: &[u8]) -> Option<[u8; 32]> {
+    if der.get(5..16)? != ALGORITHM_AND_KEY_HEADER {
+        return None;
+    }
+    der.get(16..48)?.try_into().ok()
+}
 
 /// Why dev keys could not be made, loaded, stored or used.
 #[derive(Debug, thiserror::Error)]
@@ -70,9 +99,10 @@ impl fmt::Debug for DevKeys {
 impl DevKeys {
     /// A fresh key pair, in memory only.
     pub fn generate() -> Result<Self, DevKeyError> {
-        let rng = ring::rand::SystemRandom::new();
-        let document = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| DevKeyError::Generate)?;
-        Self::from_pkcs8(document.as_ref().to_vec(), Path::new("<generated>"))
+        let mut seed = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .map_err(|_| DevKeyError::Generate)?;
+        Self::from_pkcs8(pkcs8_v1(&seed), Path::new("<generated>"))
     }
 
     /// Reads a key from PEM (`-----BEGIN PRIVATE KEY-----`, PKCS#8 v1 or v2).
@@ -94,16 +124,18 @@ impl DevKeys {
         Self::from_pkcs8(der, path)
     }
 
+    /// Reads a v1 or v2 document (ring checks it, and a v2's public key against the
+    /// seed) and keeps the key as v1.
     fn from_pkcs8(pkcs8: Vec<u8>, path: &Path) -> Result<Self, DevKeyError> {
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|_| {
-            DevKeyError::InvalidKey {
-                path: path.to_owned(),
-            }
-        })?;
+        let invalid = || DevKeyError::InvalidKey {
+            path: path.to_owned(),
+        };
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|_| invalid())?;
+        let seed = seed_of(&pkcs8).ok_or_else(invalid)?;
         let public_key = pair.public_key().as_ref().to_vec();
         Ok(Self {
             kid: thumbprint(&public_key),
-            pkcs8,
+            pkcs8: pkcs8_v1(&seed),
             public_key,
         })
     }
@@ -118,7 +150,14 @@ impl DevKeys {
         })?;
         let key_path = dir.join(DEV_SIGNING_KEY_FILE);
         let keys = match std::fs::read_to_string(&key_path) {
-            Ok(pem) => Self::from_pem_at(&pem, &key_path)?,
+            Ok(pem) => {
+                let keys = Self::from_pem_at(&pem, &key_path)?;
+                if keys.private_key_pem() != pem {
+                    // An older (v2) document: the same key in the standard form.
+                    keys.rewrite_key(&key_path)?;
+                }
+                keys
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Self::create(&key_path)?,
             Err(source) => {
                 return Err(DevKeyError::Io {
@@ -160,6 +199,27 @@ impl DevKeys {
         }
     }
 
+    /// Replaces the key file with this key's v1 PEM (write-then-rename, mode 0600).
+    fn rewrite_key(&self, key_path: &Path) -> Result<(), DevKeyError> {
+        let temp = key_path.with_extension(format!("pem.{}.tmp", Uuid::new_v4().simple()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options
+            .open(&temp)
+            .and_then(|mut file| {
+                file.write_all(self.private_key_pem().as_bytes())?;
+                file.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&temp, key_path))
+            .map_err(|source| DevKeyError::Io {
+                action: "rewriting",
+                path: key_path.to_owned(),
+                source,
+            })
+    }
+
     fn store_jwks(&self, path: &Path) -> Result<(), DevKeyError> {
         let wanted = self.jwks_json();
         if std::fs::read_to_string(path).is_ok_and(|current| current == wanted) {
@@ -181,7 +241,7 @@ impl DevKeys {
         &self.kid
     }
 
-    /// The private key as PEM (PKCS#8).
+    /// The private key as PEM (PKCS#8 v1, RFC 8410).
     pub fn private_key_pem(&self) -> String {
         let base64 = STANDARD.encode(&self.pkcs8);
         let mut pem = format!("-----BEGIN {PEM_LABEL}-----\n");

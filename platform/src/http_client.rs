@@ -21,6 +21,8 @@ pub(crate) struct HttpTarget {
     /// `host[:port]` as written, for the `Host` header and messages.
     pub authority: String,
     pub path_and_query: String,
+    /// `https://`: the exchange runs over TLS ([`send_tls`]).
+    pub tls: bool,
 }
 
 /// Why a string is no usable plain-HTTP URL; each caller words the message.
@@ -34,13 +36,23 @@ pub(crate) enum UrlProblem {
 }
 
 impl HttpTarget {
+    /// A plain `http://` URL.
     pub(crate) fn parse(s: &str) -> Result<Self, UrlProblem> {
-        let uri: Uri = s.parse().map_err(|_| UrlProblem::NotHttp)?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(UrlProblem::Https),
-            _ => return Err(UrlProblem::NotHttp),
+        let target = Self::parse_any(s)?;
+        if target.tls {
+            return Err(UrlProblem::Https);
         }
+        Ok(target)
+    }
+
+    /// An `http://` or `https://` URL.
+    pub(crate) fn parse_any(s: &str) -> Result<Self, UrlProblem> {
+        let uri: Uri = s.parse().map_err(|_| UrlProblem::NotHttp)?;
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(UrlProblem::NotHttp),
+        };
         let authority = uri.authority().ok_or(UrlProblem::NoHost)?;
         if authority.as_str().contains('@') {
             return Err(UrlProblem::Credentials);
@@ -56,11 +68,12 @@ impl HttpTarget {
             .unwrap_or(host);
         Ok(Self {
             host: host.to_owned(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             authority: authority.as_str().to_owned(),
             path_and_query: uri
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            tls,
         })
     }
 }
@@ -76,17 +89,53 @@ pub(crate) enum ExchangeError {
 /// response head with its body still to read. The caller bounds the whole exchange in time.
 pub(crate) async fn send<B>(
     target: &HttpTarget,
-    mut request: Request<B>,
+    request: Request<B>,
 ) -> Result<Response<Incoming>, ExchangeError>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let http = |e: hyper::Error| ExchangeError::Http(Box::new(e));
     let stream = TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(ExchangeError::Connect)?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    exchange(stream, target, request).await
+}
+
+/// [`send`] over TLS, the server's certificate checked by `connector` (its roots) for
+/// the URL's host.
+pub(crate) async fn send_tls<B>(
+    target: &HttpTarget,
+    connector: &tokio_rustls::TlsConnector,
+    request: Request<B>,
+) -> Result<Response<Incoming>, ExchangeError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(ExchangeError::Connect)?;
+    let name = rustls_pki_types::ServerName::try_from(target.host.clone())
+        .map_err(|e| ExchangeError::Http(Box::new(e)))?;
+    let stream = connector
+        .connect(name, stream)
+        .await
+        .map_err(ExchangeError::Connect)?;
+    exchange(stream, target, request).await
+}
+
+async fn exchange<IO, B>(
+    io: IO,
+    target: &HttpTarget,
+    mut request: Request<B>,
+) -> Result<Response<Incoming>, ExchangeError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let http = |e: hyper::Error| ExchangeError::Http(Box::new(e));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(http)?;
     // The connection task ends by itself once `sender` is dropped (or the peer closes).

@@ -1,11 +1,11 @@
-//! A JWKS fetched from an identity provider over plain HTTP/1.1 (Keycloak's
+//! A JWKS fetched from an identity provider over HTTP/1.1, plain or TLS (Keycloak's
 //! `…/realms/<realm>/protocol/openid-connect/certs`): the URL type, the timings and the one
 //! GET that fetches the document. The [`Authenticator`](crate::Authenticator) decides when
 //! to fetch (startup, a periodic refresh, an unknown `kid`).
 //!
-//! Only `http://`: inside compose the services reach the identity provider on the private
-//! network, and the keys themselves are public. docs/adr/0006-jwks-from-url.md says why
-//! there is no TLS client here and what adding one would take.
+//! `http://` inside compose (the private network), or `https://` with the certificate
+//! checked against the CA certificates of `JWKS_CA_FILE` (rustls; no system roots, so the
+//! trust is exactly what the deployment names).
 
 use std::fmt;
 use std::str::FromStr;
@@ -40,11 +40,11 @@ impl FromStr for JwksUrl {
     type Err = InvalidJwksUrl;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let target = HttpTarget::parse(s).map_err(|problem| InvalidJwksUrl {
+        let target = HttpTarget::parse_any(s).map_err(|problem| InvalidJwksUrl {
             url: s.to_owned(),
             reason: match problem {
-                UrlProblem::NotHttp => "expected http://host[:port]/path",
-                UrlProblem::Https => "https is not supported (plain http on the private network; see docs/adr/0006-jwks-from-url.md)",
+                UrlProblem::NotHttp => "expected http(s)://host[:port]/path",
+                UrlProblem::Https => "https is not supported here",
                 UrlProblem::Credentials => "credentials in the URL are not accepted",
                 UrlProblem::NoHost => "no host",
             },
@@ -55,6 +55,64 @@ impl FromStr for JwksUrl {
         })
     }
 }
+
+impl JwksUrl {
+    pub fn is_https(&self) -> bool {
+        self.target.tls
+    }
+}
+
+/// The CA certificates an `https://` JWKS server's certificate is checked against.
+#[derive(Clone)]
+pub struct JwksCa(tokio_rustls::TlsConnector);
+
+impl JwksCa {
+    /// Every certificate of a PEM file becomes a trust anchor.
+    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, crate::AuthSetupError> {
+        use rustls_pki_types::pem::PemObject;
+        let failed =
+            |source: Box<dyn std::error::Error + Send + Sync>| crate::AuthSetupError::JwksCa {
+                path: path.to_owned(),
+                source,
+            };
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| failed(Box::new(e)))?;
+        for cert in certs {
+            roots
+                .add(cert.map_err(|e| failed(Box::new(e)))?)
+                .map_err(|e| failed(Box::new(e)))?;
+        }
+        if roots.is_empty() {
+            return Err(failed("no certificate in the file".into()));
+        }
+        // ring, as for the listeners (see server.rs).
+        #[allow(deprecated)]
+        let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| failed(Box::new(e)))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+            config,
+        ))))
+    }
+}
+
+impl fmt::Debug for JwksCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JwksCa")
+    }
+}
+
+impl PartialEq for JwksCa {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(self.0.config(), other.0.config())
+    }
+}
+
+impl Eq for JwksCa {}
 
 impl fmt::Display for JwksUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,6 +133,11 @@ pub struct RemoteJwks {
     pub startup_wait: Duration,
     /// Limit for one fetch: connect, request and the whole answer.
     pub request_timeout: Duration,
+    /// How long keys stay trusted without a successful fetch (the provider down, or
+    /// answering errors); then they are dropped until it answers again.
+    pub max_stale: Duration,
+    /// For an `https://` URL: the CA certificates its server is checked against.
+    pub ca: Option<JwksCa>,
 }
 
 impl RemoteJwks {
@@ -87,6 +150,8 @@ impl RemoteJwks {
             min_refetch_interval: Duration::from_secs(10),
             startup_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
+            max_stale: Duration::from_secs(3600),
+            ca: None,
         }
     }
 }
@@ -108,30 +173,39 @@ pub enum FetchError {
     Status { status: u16 },
     #[error("the answer is not UTF-8 or is over {MAX_JWKS_BYTES} bytes")]
     Body,
+    #[error("an https URL needs CA certificates (JWKS_CA_FILE)")]
+    NoCa,
 }
 
 /// One GET of the document, bounded by `timeout` as a whole.
-pub(crate) async fn fetch(url: &JwksUrl, timeout: Duration) -> Result<String, FetchError> {
-    tokio::time::timeout(timeout, fetch_unbounded(url))
+pub(crate) async fn fetch(
+    url: &JwksUrl,
+    ca: Option<&JwksCa>,
+    timeout: Duration,
+) -> Result<String, FetchError> {
+    tokio::time::timeout(timeout, fetch_unbounded(url, ca))
         .await
         .map_err(|_| FetchError::Timeout(timeout))?
 }
 
-async fn fetch_unbounded(url: &JwksUrl) -> Result<String, FetchError> {
+async fn fetch_unbounded(url: &JwksUrl, ca: Option<&JwksCa>) -> Result<String, FetchError> {
     let request = Request::get(url.target.path_and_query.as_str())
         .header(ACCEPT, "application/json")
         .header(USER_AGENT, "ledger-platform")
         .body(Empty::<Bytes>::new())
         .map_err(|e| FetchError::Http(Box::new(e)))?;
-    let response = http_client::send(&url.target, request)
-        .await
-        .map_err(|error| match error {
-            ExchangeError::Connect(source) => FetchError::Connect {
-                authority: url.target.authority.clone(),
-                source,
-            },
-            ExchangeError::Http(source) => FetchError::Http(source),
-        })?;
+    let sent = match (url.target.tls, ca) {
+        (false, _) => http_client::send(&url.target, request).await,
+        (true, Some(ca)) => http_client::send_tls(&url.target, &ca.0, request).await,
+        (true, None) => return Err(FetchError::NoCa),
+    };
+    let response = sent.map_err(|error| match error {
+        ExchangeError::Connect(source) => FetchError::Connect {
+            authority: url.target.authority.clone(),
+            source,
+        },
+        ExchangeError::Http(source) => FetchError::Http(source),
+    })?;
     if !response.status().is_success() {
         return Err(FetchError::Status {
             status: response.status().as_u16(),
@@ -177,7 +251,6 @@ mod tests {
     #[test]
     fn other_schemes_credentials_and_garbage_are_refused() {
         for bad in [
-            "https://idp/certs",
             "ftp://idp/certs",
             "/certs",
             "idp:8080/certs",
@@ -187,7 +260,8 @@ mod tests {
         ] {
             assert!(bad.parse::<JwksUrl>().is_err(), "{bad}");
         }
-        let err = "https://idp/certs".parse::<JwksUrl>().unwrap_err();
-        assert!(err.reason.contains("https"));
+        let url: JwksUrl = "https://idp/certs".parse().unwrap();
+        assert!(url.is_https());
+        assert_eq!(url.target.port, 443);
     }
 }

@@ -21,8 +21,9 @@
 //! | `correlation` | [`CorrelationId`] extractor and the [`correlate`] middleware (span, echo header) |
 //! | `metrics` | [`Metrics`]: registry, `http_request_duration_seconds`, `GET /metrics` |
 //! | `health` | [`Readiness`]: `GET /health/live`, `GET /health/ready` with async checks |
-//! | `server` | [`serve`], [`shutdown_signal`], [`observe`] (the standard middleware) and fallbacks |
-//! | `config` | [`AuthArgs`], [`TelemetryArgs`]: clap groups services flatten into their `Config` |
+//! | `server` | [`serve`] / [`serve_with`] (header-read and request timeouts, a connection cap), [`shutdown_signal`], [`observe`] (the standard middleware) and fallbacks |
+//! | `secret` | [`Secret`]: a password or key setting; `Debug`, `Display` and `--help` never show it |
+//! | `config` | [`AuthArgs`], [`ListenerArgs`], [`TelemetryArgs`]: clap groups services flatten into their `Config` |
 //!
 //! [`TelemetryArgs`] reads `LOG_FORMAT` (`json` | `text`), `RUST_LOG` (the filter, for log
 //! lines and exported spans alike), `OTEL_EXPORTER_OTLP_ENDPOINT` (a collector's base URL,
@@ -91,6 +92,7 @@ mod metrics;
 mod otlp;
 mod principal;
 mod problem;
+mod secret;
 mod server;
 mod telemetry;
 mod verified;
@@ -99,21 +101,25 @@ pub use auth::{
     AuthSetupError, Authenticator, JwksSource, SigningAlgorithm, TokenError, TokenPolicy,
     UnsupportedAlgorithm,
 };
-pub use config::{AuthArgs, TelemetryArgs};
+pub use config::{AuthArgs, ListenerArgs, TelemetryArgs};
 pub use correlation::{correlate, CorrelationId, CORRELATION_ID_HEADER};
 pub use dev_keys::{
     DevKeyError, DevKeys, DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_FILE, DEV_SIGNING_KEY_FILE,
 };
 pub use health::{BoxError, Readiness, ReadinessReport};
 pub use json::{parse as parse_json, Json, MAX_BODY_BYTES};
-pub use jwks_remote::{FetchError, InvalidJwksUrl, JwksUrl, RemoteJwks};
+pub use jwks_remote::{FetchError, InvalidJwksUrl, JwksCa, JwksUrl, RemoteJwks};
 pub use metrics::{track_http, Metrics, OPENMETRICS_CONTENT_TYPE};
 pub use otlp::{
     otlp_layer, InvalidOtlpEndpoint, OtlpEndpoint, OtlpExporter, OtlpLayer, OtlpSettings, OtlpStats,
 };
 pub use principal::{Principal, Role, UnknownRole};
 pub use problem::{FieldProblem, Problem, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
-pub use server::{method_not_allowed, not_found, observe, serve, shutdown_signal, ServeError};
+pub use secret::Secret;
+pub use server::{
+    method_not_allowed, not_found, observe, serve, serve_with, shutdown_signal, ServeError,
+    ServeOptions, Tls, TlsError,
+};
 pub use telemetry::{
     init, LogFormat, Telemetry, TelemetryError, UnknownLogFormat, DEFAULT_LOG_FILTER,
 };

@@ -189,6 +189,17 @@ impl Problem {
         )
     }
 
+    /// 408 `request_timeout`: the request was not received and answered within the
+    /// listener's limit; nothing was done for it.
+    pub fn request_timeout(limit_secs: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "Request timeout",
+            format!("The request took longer than {limit_secs} s; nothing was done for it."),
+        )
+    }
+
     /// 413 `body_too_large`.
     pub fn body_too_large(limit_bytes: usize) -> Self {
         Self::new(

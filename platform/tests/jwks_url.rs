@@ -282,6 +282,58 @@ async fn a_failing_refresh_keeps_the_old_keys() {
         .is_ok());
 }
 
+/// Keys kept after failed refreshes have a bounded life: a provider that stays down
+/// longer than JWKS_MAX_STALE_SECS takes its old keys' trust with it (a key it revoked in
+/// the meantime is not trusted for ever).
+#[tokio::test]
+async fn keys_kept_after_failed_refreshes_expire() {
+    let keys = DevKeys::generate().unwrap();
+    let provider = Provider::serving(&keys);
+    let url = start(provider.clone()).await;
+    let authenticator = auth_args(
+        &url,
+        &[
+            "--jwks-refresh-secs",
+            "1",
+            "--jwks-min-refetch-secs",
+            "3600",
+            "--jwks-max-stale-secs",
+            "2",
+        ],
+    )
+    .authenticator()
+    .await
+    .unwrap();
+    let token = token(&keys, Uuid::now_v7());
+    assert_eq!(whoami(&authenticator, &token).await.0, StatusCode::OK);
+
+    *provider.steady.lock().unwrap() = (StatusCode::SERVICE_UNAVAILABLE, "down".into());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !authenticator.kids().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stale keys were kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        whoami(&authenticator, &token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The provider back: its keys are trusted again at the next refresh.
+    provider.rotate_to(&keys);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while authenticator.kids().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the keys never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(whoami(&authenticator, &token).await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn startup_retries_a_provider_that_is_still_starting() {
     let keys = DevKeys::generate().unwrap();
@@ -366,4 +418,128 @@ async fn a_document_without_usable_keys_fails_at_once() {
         "{error:?}"
     );
     assert_eq!(provider.hits(), 1, "configuration errors are not retried");
+}
+
+/// A CA and a certificate for `localhost` it signed, made with openssl in `dir`.
+fn certificate(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl (the openssl package) runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("leaf.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+#[tokio::test]
+async fn an_https_provider_is_trusted_through_the_configured_ca_only() {
+    let dir = std::env::temp_dir().join(format!("platform-jwks-tls-{}", Uuid::new_v4()));
+    let (ca, cert, key) = certificate(&dir);
+    let keys = DevKeys::generate().unwrap();
+    let provider = Provider::serving(&keys);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = Router::new()
+        .route(CERTS_PATH, get(certs))
+        .with_state(provider.clone());
+    tokio::spawn(platform::serve_with(
+        listener,
+        app,
+        std::future::pending(),
+        platform::ServeOptions {
+            tls: Some(platform::Tls::from_pem_files(&cert, &key).unwrap()),
+            ..platform::ServeOptions::default()
+        },
+    ));
+    let url = format!("https://localhost:{port}{CERTS_PATH}");
+
+    let authenticator = auth_args(&url, &["--jwks-ca-file", ca.to_str().unwrap()])
+        .authenticator()
+        .await
+        .unwrap();
+    let sub = Uuid::now_v7();
+    assert_eq!(
+        whoami(&authenticator, &token(&keys, sub)).await,
+        (StatusCode::OK, sub.to_string())
+    );
+
+    // Without a CA: refused before any fetch.
+    let missing = auth_args(&url, &[]).authenticator().await.unwrap_err();
+    assert!(
+        matches!(missing, AuthSetupError::JwksCaMissing { .. }),
+        "{missing}"
+    );
+    // Another CA (the server's own certificate is no CA): the handshake fails.
+    let wrong = auth_args(
+        &url,
+        &[
+            "--jwks-ca-file",
+            cert.to_str().unwrap(),
+            "--jwks-startup-wait-secs",
+            "1",
+        ],
+    )
+    .authenticator()
+    .await
+    .unwrap_err();
+    assert!(matches!(wrong, AuthSetupError::FetchJwks { .. }), "{wrong}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

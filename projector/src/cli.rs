@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use platform::Secret;
 use tokio::net::TcpListener;
 
 use crate::error::Error;
@@ -57,11 +58,13 @@ pub enum Command {
 /// Where the projector reads and writes, and how it consumes.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct Config {
-    /// The database holding the event log and the read tables.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
-    pub database_url: String,
-    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, global = true)]
-    pub amqp_url: String,
+    /// The database holding the event log and the read tables (`run`: an account that
+    /// writes only the read tables; `rebuild`, `verify`, `park`: the owner, the default).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_default_value = true, hide_env_values = true, global = true)]
+    pub database_url: Secret,
+    /// The broker, `amqp://user:password@host:port/vhost`.
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_default_value = true, hide_env_values = true, global = true)]
+    pub amqp_url: Secret,
     /// The queue to consume. The relay declares it (with its exchange, binding and
     /// dead-letter parking); the projector's broker account may only consume it.
     #[arg(long, env = "QUEUE", default_value = DEFAULT_QUEUE, global = true)]
@@ -93,8 +96,8 @@ impl Config {
     /// The defaults, on this database and broker.
     pub fn new(database_url: impl Into<String>, amqp_url: impl Into<String>) -> Self {
         Self {
-            database_url: database_url.into(),
-            amqp_url: amqp_url.into(),
+            database_url: Secret::new(database_url),
+            amqp_url: Secret::new(amqp_url),
             queue: DEFAULT_QUEUE.into(),
             projection: DEFAULT_PROJECTION.into(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9102)),

@@ -51,7 +51,7 @@ fn short(name: &str) -> Result<ShortString, Error> {
 /// How the consumer behaves.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub amqp_url: String,
+    pub amqp_url: platform::Secret,
     /// The queue the relay declares and binds.
     pub queue: String,
     pub prefetch: u16,
@@ -119,7 +119,7 @@ impl Consumer {
     async fn session(&self, stop: &mut watch::Receiver<bool>) -> Result<(), Error> {
         let properties = ConnectionProperties::default()
             .with_connection_name(format!("projector {}", self.projection.name).into());
-        let connection = Connection::connect(&self.settings.amqp_url, properties)
+        let connection = Connection::connect(self.settings.amqp_url.expose(), properties)
             .await
             .map_err(Error::broker("connecting to RabbitMQ"))?;
         let result = self.consume(&connection, stop).await;

@@ -156,7 +156,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 }
 
 fn connect_options(config: &Config) -> Result<MySqlConnectOptions, Error> {
-    MySqlConnectOptions::from_str(&config.database_url).map_err(|source| Error::Database {
+    MySqlConnectOptions::from_str(config.database_url.expose()).map_err(|source| Error::Database {
         doing: "reading DATABASE_URL",
         source,
     })

@@ -5,12 +5,12 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use keyring::MasterKeys;
-use platform::{AuthArgs, TelemetryArgs};
+pub use platform::Secret;
+use platform::{AuthArgs, ListenerArgs, TelemetryArgs};
 
 use crate::state::Settings;
 
@@ -36,11 +36,17 @@ pub struct Config {
     #[arg(long, env = "QUERY_API_ADDR", default_value = DEFAULT_ADDR)]
     pub addr: SocketAddr,
     /// The read tables (users_view, balances_view, transactions_view, checkpoints).
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_default_value = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        hide_default_value = true,
+        hide_env_values = true
+    )]
     pub database_url: Secret,
     /// The event log (and `data_keys`, unless KEYS_DATABASE_URL), when it lives in
     /// another database than the read tables; `DATABASE_URL` otherwise.
-    #[arg(long, env = "EVENTS_DATABASE_URL")]
+    #[arg(long, env = "EVENTS_DATABASE_URL", hide_env_values = true)]
     pub events_database_url: Option<Secret>,
     /// The database holding `data_keys`, when command-api keeps the data keys apart
     /// (its KEYS_DATABASE_URL); the event log's database otherwise.
@@ -83,6 +89,8 @@ pub struct Config {
     #[arg(long, env = "SUBSCRIBER_SLOW_SECS", default_value_t = 10)]
     pub subscriber_slow_secs: u64,
     #[command(flatten)]
+    pub listener: ListenerArgs,
+    #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -104,6 +112,7 @@ impl fmt::Debug for Config {
             .field("projection", &self.projection)
             .field("checkpoint_poll_ms", &self.checkpoint_poll_ms)
             .field("view_cache_capacity", &self.view_cache_capacity)
+            .field("listener", &self.listener)
             .field("auth", &self.auth)
             .field("telemetry", &self.telemetry)
             .finish()
@@ -153,40 +162,6 @@ impl Config {
             },
             ..Settings::default()
         }
-    }
-}
-
-/// A setting that must never be printed: `Debug` and `Display` show `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
     }
 }
 

@@ -73,7 +73,7 @@ pub use config::{
 };
 pub use error::ApiError;
 pub use events::SubscriptionSettings;
-pub use openapi::document as openapi_document;
+pub use openapi::{document as openapi_document, document_json as openapi_document_json};
 pub use personal::PersonalData;
 pub use state::{AppState, Settings};
 pub use wait::MAX_WAIT;
@@ -86,7 +86,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = state_from(&config).await?;
-    platform::serve(listener, router(state), shutdown).await?;
+    platform::serve_with(
+        listener,
+        router(state),
+        shutdown,
+        config
+            .listener
+            .serve_options()
+            .context("TLS_CERT_FILE / TLS_KEY_FILE")?,
+    )
+    .await?;
     Ok(())
 }
 

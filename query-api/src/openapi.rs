@@ -67,11 +67,67 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// The document served at `/openapi.json`: the generated one with what the derive cannot
+/// say put right, so that it describes what the service accepts: `X-Min-Position` and
+/// `Last-Event-ID` as header text of digits (a header is text; `null` is no position),
+/// `limit` within its range (1–200 for views, 1–1000 for the log), no empty `cursor`,
+/// `stream` or `types`, and header values without control characters.
+pub fn document_json() -> serde_json::Value {
+    use serde_json::json;
+    let mut doc = serde_json::to_value(document()).unwrap_or_default();
+    let Some(paths) = doc
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return doc;
+    };
+    for (path, operations) in paths.iter_mut() {
+        let max_limit = if path.starts_with("/api/v1/audit/") || path == "/api/v1/events" {
+            1000
+        } else {
+            200
+        };
+        let Some(operations) = operations.as_object_mut() else {
+            continue;
+        };
+        for (_, operation) in operations.iter_mut() {
+            // `get_mut`, not indexing: indexing a missing key would add it as null.
+            let Some(parameters) = operation
+                .get_mut("parameters")
+                .and_then(serde_json::Value::as_array_mut)
+            else {
+                continue;
+            };
+            for parameter in parameters {
+                let schema = match parameter["name"].as_str() {
+                    Some("X-Min-Position" | "Last-Event-ID") => {
+                        json!({"type": "string", "pattern": "^[0-9]{1,19}$"})
+                    }
+                    Some("If-None-Match") => json!({
+                        "type": "string",
+                        "pattern": "^[^\\x00-\\x08\\x0A-\\x1F\\x7F]*$",
+                    }),
+                    Some("limit") => json!({
+                        "type": "integer", "format": "int32",
+                        "minimum": 1, "maximum": max_limit,
+                    }),
+                    Some("cursor" | "stream" | "types") => {
+                        json!({"type": "string", "minLength": 1})
+                    }
+                    _ => continue,
+                };
+                parameter["schema"] = schema;
+            }
+        }
+    }
+    doc
+}
+
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
 pub(crate) async fn openapi_json() -> impl IntoResponse {
-    platform::Json(document())
+    platform::Json(document_json())
 }
 
 struct BearerAuth;

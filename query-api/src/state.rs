@@ -76,6 +76,7 @@ impl AppState {
     ) -> Self {
         let projection = Projection::start(
             pool.clone(),
+            store.clone(),
             settings.projection,
             settings.poll_interval,
             settings.max_wait,

@@ -32,6 +32,10 @@ use tokio::time::Instant;
 
 use crate::error::ApiError;
 
+/// Requests that may wait for `X-Min-Position` at once; one more is answered 503
+/// `projection_lagging` without waiting.
+pub const MAX_WAITERS: usize = 1024;
+
 /// The longest a request waits for `X-Min-Position` (API.md).
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
 
@@ -59,6 +63,9 @@ pub(crate) struct Projection {
 
 struct Inner {
     pool: MySqlPool,
+    /// The log, to tell a position it has not reached (a client's mistake) from one the
+    /// projection has not reached yet.
+    log: EventStore,
     name: String,
     poll_interval: Duration,
     max_wait: Duration,
@@ -118,6 +125,7 @@ impl Projection {
     /// Follows `name`'s checkpoint on `pool` and starts the poller (needs a runtime).
     pub(crate) fn start(
         pool: MySqlPool,
+        log: EventStore,
         name: String,
         poll_interval: Duration,
         max_wait: Duration,
@@ -133,6 +141,7 @@ impl Projection {
             name,
             poll_interval,
             max_wait,
+            log,
             observed,
             waiters: AtomicUsize::new(0),
             wake: Arc::clone(&wake),
@@ -168,6 +177,10 @@ impl Projection {
         let Some(min) = min.filter(|&min| min > now.position) else {
             return Ok(now);
         };
+        self.check_log_reached(min).await?;
+        if self.inner.waiters.load(Ordering::SeqCst) >= MAX_WAITERS {
+            return Err(self.lagging(min));
+        }
         let mut observed = self.inner.observed.subscribe();
         let _waiting = Waiting::enter(&self.inner);
         let reached = tokio::time::timeout(
@@ -180,6 +193,32 @@ impl Projection {
             // Timed out (or the sender went away, which it cannot while we hold it).
             _ => Err(self.lagging(min)),
         }
+    }
+
+    /// 422 at once for a position the log has not reached: no wait can make it true.
+    /// On a read replica (`read_only`) the log itself may lag the primary that gave the
+    /// client its position, so there the wait goes on as for the projection.
+    async fn check_log_reached(&self, min: u64) -> Result<(), ApiError> {
+        let head = self
+            .inner
+            .log
+            .head()
+            .await?
+            .map_or(0, |(position, _)| position);
+        if min <= head {
+            return Ok(());
+        }
+        let replica: bool = sqlx::query_scalar("SELECT @@global.read_only <> 0")
+            .fetch_one(self.inner.log.pool())
+            .await?;
+        if replica {
+            return Ok(());
+        }
+        Err(ApiError::invalid(
+            "X-Min-Position",
+            "beyond_log_head",
+            format!("the log ends at position {head}; no command returned {min}"),
+        ))
     }
 
     /// 503 `projection_lagging` for a wait for `min`.

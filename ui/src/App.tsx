@@ -10,6 +10,7 @@ import { OperationsPage } from './pages/Operations';
 import { SignInPage } from './pages/SignIn';
 import { UserPage } from './pages/UserDetail';
 import { UsersPage } from './pages/Users';
+import { endSessionUrl } from './oidc';
 import { navigate, useRoute, type Route } from './router';
 import { loadRuntimeConfig, type RuntimeConfig } from './runtimeConfig';
 import { canAudit, canCommand, canListUsers, loadSession, millisUntilExpiry, saveSession, type Session } from './session';
@@ -21,9 +22,16 @@ export function App() {
   sessionRef.current = session;
 
   const signOut = useCallback((reason?: string) => {
+    const idp = sessionRef.current?.idp;
     saveSession(null);
     setSession(null);
     setFlash(reason ?? null);
+    // Signing out on purpose also ends the identity provider's session, so the next
+    // sign-in asks for the password again; the provider sends the browser back here.
+    if (reason === undefined && idp) {
+      window.location.assign(endSessionUrl(idp.endSession, idp, `${window.location.origin}/signin`));
+      return;
+    }
     navigate('/signin');
   }, []);
 

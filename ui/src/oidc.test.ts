@@ -8,6 +8,7 @@ import {
   completeSignIn,
   discover,
   discoveryUrl,
+  endSessionUrl,
   isValidVerifier,
   parseDiscovery,
   parseTokenResponse,
@@ -284,5 +285,27 @@ describe('completing a sign-in', () => {
     expect(() => parseTokenResponse({ id_token: 'x', token_type: 'Bearer' })).toThrow(/access_token/);
     expect(() => parseTokenResponse({ access_token: 'a', id_token: 'x', token_type: 'DPoP' })).toThrow(/Bearer/);
     expect(parseTokenResponse({ access_token: 'a', id_token: 'x', token_type: 'bearer' }).token_type).toBe('bearer');
+  });
+});
+
+describe('ending the identity provider session', () => {
+  it('sends the browser to end_session_endpoint with the ID token and the way back', () => {
+    const url = new URL(
+      endSessionUrl(
+        `${ISSUER}/protocol/openid-connect/logout`,
+        { idToken: 'id.token.sig', clientId: 'ledger-ui' },
+        'https://ledger.example.com/signin',
+      ),
+    );
+    expect(url.origin + url.pathname).toBe(`${ISSUER}/protocol/openid-connect/logout`);
+    expect(url.searchParams.get('id_token_hint')).toBe('id.token.sig');
+    expect(url.searchParams.get('client_id')).toBe('ledger-ui');
+    expect(url.searchParams.get('post_logout_redirect_uri')).toBe('https://ledger.example.com/signin');
+  });
+
+  it('keeps a query the endpoint already has', () => {
+    const url = new URL(endSessionUrl('https://idp.example/logout?tenant=a', { idToken: 'x', clientId: 'c' }, 'https://app/signin'));
+    expect(url.searchParams.get('tenant')).toBe('a');
+    expect(url.searchParams.get('id_token_hint')).toBe('x');
   });
 });

@@ -334,3 +334,16 @@ export async function completeSignIn(callbackUrl: string, discovery: Discovery, 
   checkIdToken(tokens.id_token, { issuer: pending.issuer, clientId: pending.clientId, nonce: pending.nonce }, now() / 1000);
   return tokens;
 }
+
+/**
+ * RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): where to send the browser
+ * so that signing out of the UI also ends the identity provider's session, and the
+ * provider sends it back to `postLogoutRedirectUri` (which the client registers exactly).
+ */
+export function endSessionUrl(endpoint: string, who: { idToken: string; clientId: string }, postLogoutRedirectUri: string): string {
+  const url = new URL(endpoint);
+  url.searchParams.set('id_token_hint', who.idToken);
+  url.searchParams.set('client_id', who.clientId);
+  url.searchParams.set('post_logout_redirect_uri', postLogoutRedirectUri);
+  return url.toString();
+}

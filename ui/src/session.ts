@@ -10,6 +10,8 @@ export interface Session {
   sub: string;
   /** Expiry, seconds since epoch, when the token says. */
   exp?: number;
+  /** Signed in through the identity provider: what ending its session takes. */
+  idp?: { endSession: string; idToken: string; clientId: string };
 }
 
 export interface Claims {

@@ -1,7 +1,19 @@
 //! Accounts and databases. The project makes its own MariaDB accounts: an owner that
-//! runs migrations (and, in development, creates test databases) and a writer limited to
-//! INSERT/SELECT on the event table. It bootstraps them as MariaDB's root over the local
-//! socket, because sqlx cannot log in as a password-less root over TCP.
+//! runs migrations (and, in development, creates test databases), and one account per
+//! service with only what that service does (DESIGN.md §7, least privilege):
+//!
+//! | account | may |
+//! |---|---|
+//! | writer (command-api) | `SELECT, INSERT` on `events`; `SELECT, INSERT, DELETE` on `claims`; `SELECT, INSERT, UPDATE` on `data_keys` |
+//! | relay | `SELECT` on `events`; `SELECT, INSERT, UPDATE` on `relay_checkpoints` |
+//! | projector | `SELECT` on `events` and `parked_events`; `SELECT, INSERT, UPDATE` on the three view tables and `checkpoints` |
+//! | reader (query-api) | `SELECT` on the view tables, `checkpoints`, `events` (audit) and `data_keys` |
+//!
+//! `projector rebuild`, `verify` and `park` are operator commands and run as the owner.
+//! Table grants name tables, not table objects, so they follow the tables a rebuild swaps
+//! in. `compose/mariadb/grants.sh` grants the same in compose; `cargo xtask ops-check`
+//! compares the two. It bootstraps as MariaDB's root over the local socket, because sqlx
+//! cannot log in as a password-less root over TCP.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -24,6 +36,39 @@ pub(crate) fn read_model() -> &'static sqlx::migrate::Migrator {
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://example:example@127.0.0.1:3306/example";
 pub const DEFAULT_WRITER_URL: &str = "mysql://example_writer:example_writer@127.0.0.1:3306/example";
+pub const DEFAULT_RELAY_URL: &str = "mysql://example_relay:example_relay@127.0.0.1:3306/example";
+pub const DEFAULT_PROJECTOR_URL: &str =
+    "mysql://example_projector:example_projector@127.0.0.1:3306/example";
+pub const DEFAULT_READER_URL: &str = "mysql://example_reader:example_reader@127.0.0.1:3306/example";
+
+/// The projector's account (besides `events`, granted by the event store's rules): the
+/// read tables it writes, and the parked positions it only reads.
+pub(crate) const PROJECTOR_GRANTS: &[(&str, &str)] = &[
+    ("SELECT", "events"),
+    ("SELECT", "parked_events"),
+    ("SELECT, INSERT, UPDATE", "users_view"),
+    ("SELECT, INSERT, UPDATE", "balances_view"),
+    ("SELECT, INSERT, UPDATE", "transactions_view"),
+    ("SELECT, INSERT, UPDATE", "checkpoints"),
+    // The highest relay epoch accepted, and the highest any relay began (ADR 0013).
+    ("SELECT, INSERT, UPDATE", "relay_epochs_seen"),
+    ("SELECT", "relay_checkpoints"),
+];
+
+/// query-api's account: what it serves, and nothing else (no claims): the views, the log
+/// (audit, subscriptions), the keys that open personal data, the anchors, and what the
+/// operations page shows (the relay's progress, parked positions).
+pub(crate) const READER_GRANTS: &[(&str, &str)] = &[
+    ("SELECT", "users_view"),
+    ("SELECT", "balances_view"),
+    ("SELECT", "transactions_view"),
+    ("SELECT", "checkpoints"),
+    ("SELECT", "events"),
+    ("SELECT", "data_keys"),
+    ("SELECT", "anchors"),
+    ("SELECT", "relay_checkpoints"),
+    ("SELECT", "parked_events"),
+];
 const SOCKETS: [&str; 3] = [
     "/run/mysqld/mysqld.sock",
     "/var/run/mysqld/mysqld.sock",
@@ -38,6 +83,15 @@ pub struct DbArgs {
     /// The writer account the services append with (INSERT/SELECT on events only).
     #[arg(long, env = "WRITER_DATABASE_URL", default_value = DEFAULT_WRITER_URL)]
     pub writer_url: String,
+    /// The relay's account: reads events, writes its checkpoint.
+    #[arg(long, env = "RELAY_DATABASE_URL", default_value = DEFAULT_RELAY_URL)]
+    pub relay_url: String,
+    /// The running projector's account: reads events, writes the read tables.
+    #[arg(long, env = "PROJECTOR_DATABASE_URL", default_value = DEFAULT_PROJECTOR_URL)]
+    pub projector_url: String,
+    /// query-api's account: reads what it serves.
+    #[arg(long, env = "READER_DATABASE_URL", default_value = DEFAULT_READER_URL)]
+    pub reader_url: String,
 }
 
 impl DbArgs {
@@ -152,13 +206,15 @@ pub async fn prepare_test_account(db: &DbArgs) -> anyhow::Result<()> {
 }
 
 /// Creates the database, applies the event-store, keyring and read-model migrations and
-/// grants the writer.
+/// (re)creates the service accounts with their grants.
 pub async fn prepare(db: &DbArgs) -> anyhow::Result<()> {
     prepare_test_account(db).await?;
     let owner = account(&db.database_url, "DATABASE_URL")?;
-    let writer = account(&db.writer_url, "WRITER_DATABASE_URL")?;
-    if writer.database != owner.database {
-        bail!("WRITER_DATABASE_URL must name the same database as DATABASE_URL");
+    let accounts = ServiceAccounts::from_args(db)?;
+    for (what, other) in accounts.named() {
+        if other.database != owner.database {
+            bail!("{what} must name the same database as DATABASE_URL");
+        }
     }
     let mut server = owner.options.clone().database("").connect().await?;
     server
@@ -183,32 +239,104 @@ pub async fn prepare(db: &DbArgs) -> anyhow::Result<()> {
         .run(&pool)
         .await
         .context("applying migrations/readmodel")?;
-    event_store::grant_writer(&pool, &owner.database, &writer.user, &writer.password)
+    grant_service_accounts(&pool, &owner.database, &accounts).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// The four service accounts of one database.
+pub(crate) struct ServiceAccounts {
+    writer: Account,
+    relay: Account,
+    projector: Account,
+    reader: Account,
+}
+
+impl ServiceAccounts {
+    pub(crate) fn from_args(db: &DbArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            writer: account(&db.writer_url, "WRITER_DATABASE_URL")?,
+            relay: account(&db.relay_url, "RELAY_DATABASE_URL")?,
+            projector: account(&db.projector_url, "PROJECTOR_DATABASE_URL")?,
+            reader: account(&db.reader_url, "READER_DATABASE_URL")?,
+        })
+    }
+
+    fn named(&self) -> [(&'static str, &Account); 4] {
+        [
+            ("WRITER_DATABASE_URL", &self.writer),
+            ("RELAY_DATABASE_URL", &self.relay),
+            ("PROJECTOR_DATABASE_URL", &self.projector),
+            ("READER_DATABASE_URL", &self.reader),
+        ]
+    }
+}
+
+/// (Re)creates each service account with exactly its grants on `database` (the table in
+/// this module's map). Passwords are reset to the URLs' ones. Run as the owner.
+pub(crate) async fn grant_service_accounts(
+    pool: &sqlx::MySqlPool,
+    database: &str,
+    accounts: &ServiceAccounts,
+) -> anyhow::Result<()> {
+    let ServiceAccounts {
+        writer,
+        relay,
+        projector,
+        reader,
+    } = accounts;
+    event_store::grant_writer(pool, database, &writer.user, &writer.password)
         .await
         .context("granting the writer account")?;
     // Shredding a user's data key overwrites it: the writer may UPDATE `data_keys`.
-    (&pool)
-        .execute(
-            format!(
-                "GRANT SELECT, INSERT, UPDATE ON `{}`.`data_keys` TO '{}'@'%'",
-                owner.database, writer.user
-            )
-            .as_str(),
-        )
+    grant_tables(
+        pool,
+        database,
+        writer,
+        &[
+            ("SELECT, INSERT, UPDATE", "data_keys"),
+            // command-api makes, pauses, resumes and deletes webhook subscriptions.
+            ("SELECT, INSERT, UPDATE, DELETE", "webhook_subscriptions"),
+        ],
+    )
+    .await
+    .context("granting the writer the keyring and the webhook subscriptions")?;
+    event_store::relay::grant_relay(pool, database, &relay.user, &relay.password)
         .await
-        .context("granting the writer the keyring")?;
-    // command-api makes, pauses, resumes and deletes webhook subscriptions.
-    (&pool)
-        .execute(
-            format!(
-                "GRANT SELECT, INSERT, UPDATE, DELETE ON `{}`.`webhook_subscriptions` TO '{}'@'%'",
-                owner.database, writer.user
-            )
-            .as_str(),
-        )
-        .await
-        .context("granting the writer the webhook subscriptions")?;
-    pool.close().await;
+        .context("granting the relay account")?;
+    for (what, account, grants) in [
+        ("projector", projector, PROJECTOR_GRANTS),
+        ("reader", reader, READER_GRANTS),
+    ] {
+        let (u, p) = (&account.user, quote(&account.password));
+        for sql in [
+            format!("CREATE USER IF NOT EXISTS '{u}'@'%' IDENTIFIED BY '{p}'"),
+            format!("ALTER USER '{u}'@'%' IDENTIFIED BY '{p}'"),
+        ] {
+            pool.execute(sql.as_str())
+                .await
+                .with_context(|| format!("creating the {what} account"))?;
+        }
+        grant_tables(pool, database, account, grants)
+            .await
+            .with_context(|| format!("granting the {what} account"))?;
+    }
+    Ok(())
+}
+
+async fn grant_tables(
+    pool: &sqlx::MySqlPool,
+    database: &str,
+    account: &Account,
+    grants: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    for (privileges, table) in grants {
+        let sql = format!(
+            "GRANT {privileges} ON `{database}`.`{table}` TO '{}'@'%'",
+            account.user
+        );
+        pool.execute(sql.as_str()).await?;
+    }
     Ok(())
 }
 
@@ -236,4 +364,238 @@ pub async fn drop_stale_test_databases(db: &DbArgs) -> anyhow::Result<()> {
     }
     let _ = conn.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per service account: what its service does works, and a statement outside
+    //! its job is refused by MariaDB with 1142 (command denied).
+
+    use super::*;
+    use event_store::testing::TestDatabase;
+
+    /// A migrated database of the test's own and one account of `kind` with its grants;
+    /// the account is dropped at the end.
+    struct Harness {
+        db: TestDatabase,
+        admin: sqlx::MySqlPool,
+        users: Vec<String>,
+    }
+
+    impl Harness {
+        async fn new() -> Self {
+            let db = TestDatabase::with_migrations(&[
+                event_store::migrator(),
+                keyring::migrator(),
+                read_model(),
+            ])
+            .await;
+            let admin = db.pool(1).await;
+            Self {
+                db,
+                admin,
+                users: Vec::new(),
+            }
+        }
+
+        /// Grants every service account (with names of this test's own) and returns the
+        /// options of the one asked for: 0 writer, 1 relay, 2 projector, 3 reader.
+        async fn account(&mut self, which: usize) -> MySqlConnectOptions {
+            let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
+            let (host, port) = (self.db.options.get_host(), self.db.options.get_port());
+            let url = |kind: &str| {
+                let user = format!("t{kind}_{suffix}");
+                format!("mysql://{user}:pw_{kind}'x@{host}:{port}/{}", self.db.name)
+            };
+            let args = DbArgs {
+                database_url: String::new(),
+                writer_url: url("w"),
+                relay_url: url("l"),
+                projector_url: url("p"),
+                reader_url: url("r"),
+            };
+            let accounts = ServiceAccounts::from_args(&args).unwrap();
+            self.users = accounts
+                .named()
+                .iter()
+                .map(|(_, a)| a.user.clone())
+                .collect();
+            grant_service_accounts(&self.admin, &self.db.name, &accounts)
+                .await
+                .unwrap();
+            let chosen = accounts.named()[which].1;
+            chosen
+                .options
+                .clone()
+                .password(&chosen.password)
+                .database(&self.db.name)
+        }
+
+        /// Each allowed statement runs; each denied one fails with 1142.
+        async fn check(self, options: MySqlConnectOptions, allowed: &[&str], denied: &[&str]) {
+            let outcome = async {
+                let mut conn = options.connect().await?;
+                let mut problems = Vec::new();
+                for sql in allowed {
+                    if let Err(e) = conn.execute(*sql).await {
+                        problems.push(format!("allowed statement refused: {sql}: {e}"));
+                    }
+                }
+                for sql in denied {
+                    match conn.execute(*sql).await {
+                        Ok(_) => problems.push(format!("forbidden statement ran: {sql}")),
+                        Err(e) => {
+                            let number = e
+                                .as_database_error()
+                                .and_then(|d| {
+                                    d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                                })
+                                .map(|m| m.number());
+                            if number != Some(1142) {
+                                problems.push(format!("{sql}: not 1142 but {e}"));
+                            }
+                        }
+                    }
+                }
+                let _ = conn.close().await;
+                anyhow::Ok(problems)
+            }
+            .await;
+            for user in &self.users {
+                let _ = self
+                    .admin
+                    .execute(format!("DROP USER IF EXISTS '{user}'@'%'").as_str())
+                    .await;
+            }
+            let problems = outcome.unwrap();
+            assert!(problems.is_empty(), "{problems:#?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_writer_appends_and_claims_but_never_changes_events_or_reads_views() {
+        let mut h = Harness::new().await;
+        let writer = h.account(0).await;
+        h.check(
+            writer,
+            &[
+                "SELECT COUNT(*) FROM events",
+                "SELECT COUNT(*) FROM claims",
+                "DELETE FROM claims WHERE scope = 'none'",
+                "SELECT COUNT(*) FROM data_keys",
+            ],
+            &[
+                "UPDATE events SET event_type = event_type",
+                "DELETE FROM events",
+                "UPDATE claims SET payload = payload",
+                "DELETE FROM data_keys",
+                "SELECT COUNT(*) FROM users_view",
+                "INSERT INTO checkpoints (projection, position, updated_at) VALUES ('x', 1, NOW())",
+                "SELECT COUNT(*) FROM relay_checkpoints",
+                "CREATE TABLE scratch (a INT)",
+            ],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_relay_reads_events_and_keeps_its_checkpoint_only() {
+        let mut h = Harness::new().await;
+        let relay = h.account(1).await;
+        h.check(
+            relay,
+            &[
+                "SELECT COUNT(*) FROM events",
+                "INSERT INTO relay_checkpoints (name, position, updated_at) VALUES ('t', 0, NOW())",
+                "UPDATE relay_checkpoints SET position = 1 WHERE name = 't'",
+            ],
+            &[
+                "INSERT INTO events (position) VALUES (1)",
+                "DELETE FROM events",
+                "DELETE FROM relay_checkpoints",
+                "SELECT COUNT(*) FROM claims",
+                "SELECT COUNT(*) FROM data_keys",
+                "SELECT COUNT(*) FROM users_view",
+            ],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_projector_writes_only_the_read_tables_and_its_checkpoint() {
+        let mut h = Harness::new().await;
+        let projector = h.account(2).await;
+        h.check(
+            projector,
+            &[
+                "SELECT COUNT(*) FROM events",
+                "SELECT COUNT(*) FROM parked_events",
+                "INSERT INTO checkpoints (projection, position, updated_at) VALUES ('t', 0, UTC_TIMESTAMP(6))",
+                "UPDATE checkpoints SET position = 1 WHERE projection = 't'",
+                "SELECT position FROM checkpoints WHERE projection = 't' FOR UPDATE",
+                "UPDATE users_view SET version = version",
+                "UPDATE balances_view SET amount = amount",
+                "UPDATE transactions_view SET amount = amount",
+            ],
+            &[
+                "INSERT INTO events (position) VALUES (1)",
+                "DELETE FROM events",
+                "INSERT INTO parked_events (projection, position) VALUES ('t', 1)",
+                "SELECT COUNT(*) FROM claims",
+                "SELECT COUNT(*) FROM data_keys",
+                "SELECT COUNT(*) FROM relay_checkpoints",
+                "DELETE FROM users_view",
+                "DROP TABLE users_view",
+                "CREATE TABLE users_view_rebuild (a INT)",
+            ],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_reader_reads_what_query_api_serves_and_writes_nothing() {
+        let mut h = Harness::new().await;
+        let reader = h.account(3).await;
+        h.check(
+            reader,
+            &[
+                "SELECT COUNT(*) FROM users_view",
+                "SELECT COUNT(*) FROM balances_view",
+                "SELECT COUNT(*) FROM transactions_view",
+                "SELECT COUNT(*) FROM checkpoints",
+                "SELECT COUNT(*) FROM events",
+                "SELECT COUNT(*) FROM data_keys",
+            ],
+            &[
+                "INSERT INTO checkpoints (projection, position, updated_at) VALUES ('x', 1, NOW())",
+                "UPDATE users_view SET version = version",
+                "DELETE FROM events",
+                "UPDATE data_keys SET wrapped = NULL",
+                "SELECT COUNT(*) FROM claims",
+                "SELECT COUNT(*) FROM relay_checkpoints",
+                "SELECT COUNT(*) FROM parked_events",
+            ],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn table_grants_follow_the_tables_a_rebuild_swaps_in() {
+        let mut h = Harness::new().await;
+        let reader = h.account(3).await;
+        // What `projector rebuild` does, as the owner: a new table renamed into place.
+        for sql in [
+            "CREATE TABLE users_view_rebuild LIKE users_view",
+            "RENAME TABLE users_view TO users_view_old, users_view_rebuild TO users_view",
+            "DROP TABLE users_view_old",
+        ] {
+            h.admin.execute(sql).await.unwrap();
+        }
+        h.check(
+            reader,
+            &["SELECT COUNT(*) FROM users_view"],
+            &["DELETE FROM users_view"],
+        )
+        .await;
+    }
 }

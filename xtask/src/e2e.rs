@@ -14,14 +14,25 @@ use crate::database::DbArgs;
 use crate::stack::Stack;
 
 const VHOST_PREFIX: &str = "example_e2e_";
+/// The service accounts of the end-to-end stack: writer, relay, projector, reader.
+const E2E_ACCOUNTS: [&str; 4] = [
+    "example_e2e_w",
+    "example_e2e_l",
+    "example_e2e_p",
+    "example_e2e_r",
+];
 
 pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
     let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
     let name = format!("example_e2e_{id}");
     let owner = MySqlConnectOptions::from_str(&db.database_url)?;
+    let account = |user: &str| format!("mysql://{user}:{user}_pw@127.0.0.1:3306/{name}");
     let e2e_db = DbArgs {
         database_url: crate::database::with_database(&db.database_url, &name),
-        writer_url: format!("mysql://example_e2e_w:e2e_writer@127.0.0.1:3306/{name}"),
+        writer_url: account(E2E_ACCOUNTS[0]),
+        relay_url: account(E2E_ACCOUNTS[1]),
+        projector_url: account(E2E_ACCOUNTS[2]),
+        reader_url: account(E2E_ACCOUNTS[3]),
     };
     rabbitmqctl(&["add_vhost", &name])?;
     rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])?;
@@ -64,8 +75,10 @@ pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
     let mut conn = owner.database("").connect().await?;
     conn.execute(format!("DROP DATABASE IF EXISTS `{name}`").as_str())
         .await?;
-    conn.execute("DROP USER IF EXISTS 'example_e2e_w'@'%'")
-        .await?;
+    for user in E2E_ACCOUNTS {
+        conn.execute(format!("DROP USER IF EXISTS '{user}'@'%'").as_str())
+            .await?;
+    }
     let _ = conn.close().await;
     result
 }

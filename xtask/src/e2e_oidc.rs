@@ -58,7 +58,7 @@ fn services(db: &DbArgs, issuer: &str) -> anyhow::Result<Vec<Service>> {
             program: None,
             args: Vec::new(),
             env: vec![
-                ("DATABASE_URL", db.database_url.clone()),
+                ("DATABASE_URL", db.reader_url.clone()),
                 ("JWKS_URL", format!("{issuer}/jwks")),
                 ("JWT_ISSUER", issuer.to_owned()),
                 ("JWT_ALGORITHM", "RS256".into()),

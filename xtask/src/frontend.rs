@@ -104,7 +104,7 @@ pub fn ui_unit_tests() -> anyhow::Result<()> {
 /// `target/gateway` and runs nginx in the foreground with one process (so that stopping
 /// it stops everything).
 pub fn gateway() -> anyhow::Result<Service> {
-    gateway_with("gateway", &[])
+    gateway_with("gateway", &[("GATEWAY_DEV_TOKENS", "true")])
 }
 
 /// The gateway rendered into `target/<dir>` with extra `GATEWAY_*` settings (e.g. the

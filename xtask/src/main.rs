@@ -30,6 +30,7 @@ mod history;
 mod mariadb_tools;
 mod ops;
 mod restore;
+mod schemathesis;
 mod seed;
 mod services;
 mod stack;
@@ -68,7 +69,7 @@ enum Command {
         #[arg(last = true)]
         rest: Vec<String>,
     },
-    /// Apply the migrations and grant the writer account.
+    /// Apply the migrations and (re)create the service accounts with their grants.
     Migrate(database::DbArgs),
     /// Measure throughput and latency; results go to target/bench/.
     Bench {
@@ -106,6 +107,13 @@ enum Command {
     /// `test` runs them.
     #[command(hide = true)]
     OpsCheck,
+    /// Schemathesis against running APIs (a dev stack), a token per role.
+    ApiFuzz {
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        command_url: String,
+        #[arg(long, default_value = "http://127.0.0.1:8082")]
+        query_url: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -258,6 +266,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             ops::run()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ApiFuzz {
+            command_url,
+            query_url,
+        } => {
+            let st = schemathesis::ensure_installed()?;
+            let tokens = schemathesis::tokens()?;
+            let commands = schemathesis::run(&st, &command_url, &tokens);
+            let queries = schemathesis::run(&st, &query_url, &tokens);
+            commands?;
+            queries?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -317,7 +337,7 @@ fn dev_services(
                 "relay",
                 "event-store",
                 vec![
-                    ("DATABASE_URL", db.database_url.clone()),
+                    ("DATABASE_URL", db.relay_url.clone()),
                     // Declares the topology and publishes; consumes nothing.
                     ("AMQP_URL", broker.relay_url.clone()),
                     ("METRICS_ADDR", "127.0.0.1:9101".into()),
@@ -330,7 +350,9 @@ fn dev_services(
                 "projector",
                 "projector",
                 vec![
-                    ("DATABASE_URL", db.database_url.clone()),
+                    // The running projector writes only the read tables; `projector
+                    // rebuild` and `park` are run by hand, as the owner.
+                    ("DATABASE_URL", db.projector_url.clone()),
                     // Consumes its queue; may publish nothing.
                     ("AMQP_URL", broker.projector_url.clone()),
                     ("METRICS_ADDR", "127.0.0.1:9102".into()),
@@ -355,7 +377,7 @@ fn dev_services(
             ..service(
                 "query-api",
                 "query-api",
-                vec![("DATABASE_URL", db.database_url.clone())],
+                vec![("DATABASE_URL", db.reader_url.clone())],
             )
         },
         frontend::gateway()?,

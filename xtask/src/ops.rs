@@ -150,6 +150,17 @@ pub fn run() -> anyhow::Result<()> {
     report.check("gateway image: nginx -t with TLS and /auth/", || {
         gateway_image_config(&root)
     });
+    report.check(
+        "compose grants the service accounts what `xtask migrate` grants",
+        || problems_to_result("compose/mariadb/grants.sh", compose_grants_match(&root)?),
+    );
+    report.check(
+        "gateway: no admin console, /auth/ rate-limited, security headers in every location, X-Forwarded-For set, /dev/token only in dev",
+        || problems_to_result("gateway", gateway_rules(&root)?),
+    );
+    report.check("every MariaDB that writes binary logs expires them", || {
+        problems_to_result("compose/mariadb", binlogs_expire(&root)?)
+    });
     report.check("shell scripts parse", || shell_scripts_parse(&root));
     report.check("entrypoint puts secret passwords into URLs", || {
         entrypoint_works(&root)
@@ -186,6 +197,48 @@ fn broker_accounts(root: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The GRANT lines of compose/mariadb/grants.sh for the
+/// projector and reader accounts, against the tables in xtask/src/database.rs.
+fn compose_grants_match(root: &Path) -> anyhow::Result<Vec<String>> {
+    let script = std::fs::read_to_string(root.join("compose/mariadb/grants.sh"))
+        .context("reading compose/mariadb/grants.sh")?;
+    let mut problems = Vec::new();
+    for (user, wanted) in [
+        ("example_projector", crate::database::PROJECTOR_GRANTS),
+        ("example_reader", crate::database::READER_GRANTS),
+    ] {
+        let mut found: Vec<(String, String)> = script
+            .lines()
+            .filter_map(|line| {
+                let line = line.trim();
+                let rest = line.strip_prefix("GRANT ")?;
+                let (privileges, rest) = rest.split_once(" ON ")?;
+                let (object, grantee) = rest.split_once(" TO ")?;
+                if !grantee.starts_with(&format!("'{user}'@")) {
+                    return None;
+                }
+                let table = object
+                    .rsplit('.')
+                    .next()?
+                    .trim_matches(|c| c == '`' || c == '\\');
+                Some((privileges.to_owned(), table.to_owned()))
+            })
+            .collect();
+        let mut wanted: Vec<(String, String)> = wanted
+            .iter()
+            .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+            .collect();
+        found.sort();
+        wanted.sort();
+        if found != wanted {
+            problems.push(format!(
+                "{user}: grants.sh grants {found:?}, xtask migrate grants {wanted:?}"
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 #[derive(Default)]
@@ -594,6 +647,162 @@ fn gateway_image_config(root: &Path) -> anyhow::Result<()> {
                     "https://ledger.example/auth/realms/ledger",
                 ),
         )
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// Binary logs keep row images (wrapped keys of erased users among them): every server
+/// configuration that turns them on also expires them.
+fn binlogs_expire(root: &Path) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut files = vec![
+        root.join("compose/mariadb/primary.cnf"),
+        root.join("compose/mariadb/replica.cnf"),
+    ];
+    for entry in std::fs::read_dir(root.join("compose/mariadb/conf.d"))? {
+        files.push(entry?.path());
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let setting = |name: &str| {
+            text.lines()
+                .any(|l| l.trim_start().starts_with(name) && l.contains('='))
+        };
+        if setting("log_bin")
+            && !setting("expire_logs_days")
+            && !setting("binlog_expire_logs_seconds")
+        {
+            problems.push(format!(
+                "{} writes binary logs and never expires them",
+                file.display()
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// The `location` blocks of an nginx file: (the line that opens it, its text).
+fn location_blocks(conf: &str) -> Vec<(String, String)> {
+    let mut blocks = Vec::new();
+    let mut rest = conf;
+    while let Some(start) = rest.find("\nlocation ") {
+        let block = &rest[start + 1..];
+        let mut depth = 0usize;
+        let mut end = block.len();
+        for (i, c) in block.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let head = block.lines().next().unwrap_or_default().trim().to_owned();
+        blocks.push((head, block[..end].to_owned()));
+        rest = &block[end..];
+    }
+    blocks
+}
+
+/// The gateway as compose renders it (start.sh, with Keycloak under /auth/ and TLS) and as
+/// the dev stack renders it (GATEWAY_DEV_TOKENS=true), read back.
+fn gateway_rules(root: &Path) -> anyhow::Result<Vec<String>> {
+    let scratch =
+        std::env::temp_dir().join(format!("ledger-gateway-rules-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(scratch.join("ui"))?;
+    let result = (|| {
+        tool(
+            Command::new("sh")
+                .arg(root.join("compose/docker/gateway/start.sh"))
+                .arg("--render")
+                .arg(scratch.join("compose"))
+                .env("GATEWAY_TEMPLATES", root.join("compose/gateway"))
+                .env("GATEWAY_UI_ROOT", scratch.join("ui"))
+                .env("GATEWAY_KEYCLOAK", "keycloak:8080")
+                .env(
+                    "GATEWAY_OIDC_ISSUER",
+                    "https://ledger.example/auth/realms/ledger",
+                ),
+        )?;
+        tool(
+            Command::new("sh")
+                .arg(root.join("compose/gateway/render.sh"))
+                .arg(scratch.join("dev"))
+                .env("GATEWAY_UI_ROOT", scratch.join("ui"))
+                .env("GATEWAY_DEV_TOKENS", "true"),
+        )?;
+        let read = |path: &str| {
+            std::fs::read_to_string(scratch.join(path)).with_context(|| format!("reading {path}"))
+        };
+        let routes = read("compose/conf/routes.conf")?;
+        let proxy = read("compose/conf/proxy.conf")?;
+        let dev_routes = read("dev/conf/routes.conf")?;
+        let mut problems = Vec::new();
+        if !routes
+            .lines()
+            .any(|l| l.trim() == "include security_headers.conf;")
+        {
+            problems
+                .push("routes.conf does not include security_headers.conf at server level".into());
+        }
+        let blocks = location_blocks(&format!("\n{routes}"));
+        for (head, block) in &blocks {
+            if !block.contains("add_header") || block.contains("include security_headers.conf;") {
+                continue;
+            }
+            for header in [
+                "X-Content-Type-Options",
+                "X-Frame-Options",
+                "Referrer-Policy",
+                "Strict-Transport-Security",
+            ] {
+                if !block.contains(header) {
+                    problems.push(format!(
+                        "`{head}` has add_header lines of its own, which drop the server's, \
+                         and not {header}: include security_headers.conf"
+                    ));
+                }
+            }
+        }
+        for prefix in ["/auth/admin", "/auth/realms/master"] {
+            let closed = blocks.iter().any(|(head, block)| {
+                head.starts_with(&format!("location ^~ {prefix}")) && block.contains("return 404")
+            });
+            if !closed {
+                problems.push(format!(
+                    "{prefix} is not closed with `location ^~ {prefix}` (404)"
+                ));
+            }
+        }
+        match blocks
+            .iter()
+            .find(|(head, _)| head.starts_with("location /auth/ "))
+        {
+            Some((_, block)) if block.contains("limit_req zone=auth_per_ip") => {}
+            Some(_) => {
+                problems.push("/auth/ is not rate-limited (limit_req zone=auth_per_ip)".into())
+            }
+            None => problems.push("no /auth/ location in the compose gateway".into()),
+        }
+        if routes.contains("location = /dev/token") {
+            problems.push("/dev/token is routed in compose".into());
+        }
+        if !dev_routes.contains("location = /dev/token") {
+            problems.push("/dev/token is not routed in the dev stack".into());
+        }
+        if proxy.contains("$proxy_add_x_forwarded_for")
+            || !proxy.contains("proxy_set_header X-Forwarded-For $remote_addr;")
+        {
+            problems.push("X-Forwarded-For must be set to $remote_addr, not appended to".into());
+        }
+        Ok(problems)
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result

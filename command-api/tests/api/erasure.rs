@@ -150,6 +150,136 @@ async fn an_erased_user_is_closed_and_its_address_free() {
     .ok(StatusCode::CREATED);
 }
 
+/// Everything of `db` as `mariadb-dump` writes it (binary columns as hex), lowercased.
+fn full_dump(db: &event_store::testing::TestDatabase) -> String {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| event_store::testing::DEFAULT_DATABASE_URL.into());
+    let url = url::Url::parse(&url).unwrap();
+    let out = std::process::Command::new("mariadb-dump")
+        .arg(format!("--host={}", url.host_str().unwrap_or("127.0.0.1")))
+        .arg(format!("--port={}", url.port().unwrap_or(3306)))
+        .arg(format!("--user={}", url.username()))
+        .env("MYSQL_PWD", url.password().unwrap_or_default())
+        .args(["--hex-blob", "--skip-comments", "--databases", &db.name])
+        .output()
+        .expect("mariadb-dump (from the mariadb-client package) runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_lowercase()
+}
+
+/// What someone holding a dump could compute from a guessed address, to see whether it is
+/// there: the address in clear, plain hashes of it (as hex and base64), and the plain
+/// SHA-256 fingerprint of a request body that held it (the form idempotency records once
+/// kept).
+fn guesses(address: &str, requests: &[(&str, &str, String)], keys: &[Vec<u8>]) -> Vec<String> {
+    use base64::Engine;
+    use sha2::{Digest, Sha256, Sha512};
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let mut digests: Vec<Vec<u8>> = Vec::new();
+    for form in [
+        address.to_owned(),
+        address.to_lowercase(),
+        address.trim().to_lowercase(),
+    ] {
+        digests.push(Sha256::digest(form.as_bytes()).to_vec());
+        digests.push(Sha512::digest(form.as_bytes()).to_vec());
+    }
+    for (method, path, body) in requests {
+        let mut hash = Sha256::new();
+        for part in [method.as_bytes(), path.as_bytes()] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        hash.update(body.as_bytes());
+        digests.push(hash.finalize().to_vec());
+    }
+    for key in keys {
+        digests.push(Sha256::digest(key).to_vec());
+    }
+    let mut out = vec![address.to_lowercase()];
+    for d in digests {
+        out.push(hex::encode(&d));
+        out.push(b64(&d).to_lowercase());
+    }
+    out
+}
+
+#[tokio::test]
+async fn after_erasure_nothing_in_a_full_dump_confirms_a_guessed_address() {
+    let app = spawn_app().await;
+    let id = Uuid::now_v7();
+    let token = app.token(Role::User, id);
+    let first = "Grace.Dump@Example.org";
+    let second = "grace.second@example.org";
+    let register_key = format!("register-{first}");
+    app.send(
+        Req::post("/api/v1/users")
+            .token(&token)
+            .idempotency_key(&register_key)
+            .json(json!({"email": first, "display_name": "Grace Dump"})),
+    )
+    .await
+    .ok(StatusCode::CREATED);
+    app.send(
+        Req::patch(format!("/api/v1/users/{id}"))
+            .token(&token)
+            .idempotency_key(&format!("change-{second}"))
+            .if_match(1)
+            .json(json!({"email": second})),
+    )
+    .await
+    .ok(StatusCode::OK);
+    app.send(
+        Req::post(format!("/api/v1/users/{id}/deactivate"))
+            .token(&token)
+            .idempotency_key("deactivate-1")
+            .json(json!({"reason": format!("asked by {first} in a letter")})),
+    )
+    .await
+    .ok(StatusCode::OK);
+    app.send(Req::delete(format!("/api/v1/users/{id}/personal-data")).token(&token))
+        .await
+        .ok(StatusCode::OK);
+
+    let dump = full_dump(&app.db);
+    let user = "/api/v1/users".to_owned();
+    let requests = [
+        (
+            "POST",
+            user.as_str(),
+            format!(r#"{{"user_id":null,"email":"{first}","display_name":"Grace Dump"}}"#),
+        ),
+        (
+            "PATCH",
+            &format!("/api/v1/users/{id}") as &str,
+            format!(r#"{{"email":"{second}","display_name":null}}"#),
+        ),
+        (
+            "POST",
+            &format!("/api/v1/users/{id}/deactivate") as &str,
+            format!(r#"{{"reason":"asked by {first} in a letter"}}"#),
+        ),
+    ];
+    // The plain hash an idempotency key was once stored as: SHA-256(sub || key).
+    let subject_keys: Vec<Vec<u8>> = [register_key.clone(), format!("change-{second}")]
+        .iter()
+        .map(|k| [id.as_bytes().as_slice(), k.as_bytes()].concat())
+        .collect();
+    let mut found = Vec::new();
+    for address in [first, second] {
+        for guess in guesses(address, &requests, &subject_keys) {
+            if dump.contains(&guess) {
+                found.push(format!("{address}: {guess}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "the dump confirms: {found:#?}");
+}
+
 /// `(wrapped key present, shredded_at set)` of `subject`'s data key.
 async fn key_state(pool: &sqlx::MySqlPool, subject: Uuid) -> (bool, bool) {
     let row = sqlx::query(

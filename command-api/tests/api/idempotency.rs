@@ -133,3 +133,82 @@ async fn concurrent_repeats_of_one_request_commit_it_once() {
     assert_eq!(app.events(ada.id).await.len(), 3);
     assert_eq!(app.events(bob.id).await.len(), 2);
 }
+
+#[tokio::test]
+async fn key_records_expire_after_their_time_but_a_clients_transaction_id_is_kept() {
+    let app = spawn_app().await;
+    let ada = app.someone().await;
+    let keyed = || {
+        Req::post("/api/v1/transactions")
+            .token(&ada.token)
+            .idempotency_key("deposit-expiring")
+            .json(deposit(ada.id, 5))
+    };
+    let chosen = Uuid::now_v7();
+    let by_id = || {
+        Req::post("/api/v1/transactions").token(&ada.token).json(
+            json!({"type": "deposit", "transaction_id": chosen, "user_id": ada.id,
+                         "amount": 7, "currency": "EUR"}),
+        )
+    };
+    app.send(keyed()).await.ok(StatusCode::CREATED);
+    app.send(by_id()).await.ok(StatusCode::CREATED);
+    let day = std::time::Duration::from_secs(24 * 60 * 60);
+    // Nothing is old enough yet.
+    assert_eq!(
+        command_api::sweep_idempotency_records(&app.store, day)
+            .await
+            .unwrap(),
+        0
+    );
+    sqlx::query("UPDATE claims SET claimed_at = claimed_at - INTERVAL 25 HOUR")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        command_api::sweep_idempotency_records(&app.store, day)
+            .await
+            .unwrap(),
+        1,
+        "only the Idempotency-Key record"
+    );
+    let events = app.events(ada.id).await.len();
+    // The key is forgotten: the command runs again.
+    let again = app.send(keyed()).await;
+    again.ok(StatusCode::CREATED);
+    assert!(!again.headers.contains_key("idempotent-replayed"));
+    // The transaction id still names its one transaction.
+    let replay = app.send(by_id()).await;
+    replay.ok(StatusCode::CREATED);
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(app.events(ada.id).await.len(), events + 1);
+}
+
+#[tokio::test]
+async fn an_erasure_releases_the_users_key_records() {
+    let app = spawn_app().await;
+    let ada = app.someone().await;
+    app.send(
+        Req::post("/api/v1/transactions")
+            .token(&ada.token)
+            .idempotency_key("before-erasure")
+            .json(deposit(ada.id, 5)),
+    )
+    .await
+    .ok(StatusCode::CREATED);
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM claims WHERE scope = 'idempotency'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 1);
+    app.send(
+        Req::delete(format!("/api/v1/users/{}/personal-data", ada.id))
+            .token(&ada.token)
+            .idempotency_key("erase"),
+    )
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(count().await, 0);
+}

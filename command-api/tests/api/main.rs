@@ -14,6 +14,7 @@ mod errors;
 mod faults;
 mod idempotency;
 mod keys;
+mod openapi;
 mod replicas;
 mod server;
 mod subscriptions;

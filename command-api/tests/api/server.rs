@@ -222,3 +222,41 @@ async fn the_shipped_server_serves_commands_health_metrics_and_its_openapi_docum
     server.await.unwrap().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_service_refuses_to_start_with_settings_that_would_leak_or_lie() {
+    let start = |bind: &'static str, args: &'static [&'static str]| async move {
+        let mut argv = vec![
+            "command-api",
+            "--database-url",
+            "mysql://nobody:x@127.0.0.1:1/none",
+        ];
+        argv.extend_from_slice(args);
+        let config = Config::try_parse_from(argv).unwrap();
+        let listener = TcpListener::bind(bind).await.unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            command_api::run(listener, config, std::future::pending()),
+        )
+        .await
+        .expect("refused at once")
+        .expect_err("refused")
+        .to_string()
+    };
+    // Dev tokens with an identity provider, or on an address others reach.
+    let with_idp = start(
+        "127.0.0.1:0",
+        &["--dev-tokens", "--jwks-url", "http://127.0.0.1:1/certs"],
+    )
+    .await;
+    assert!(with_idp.contains("JWKS_URL"), "{with_idp}");
+    let exposed = start("0.0.0.0:0", &["--dev-tokens"]).await;
+    assert!(exposed.contains("loopback"), "{exposed}");
+    // A request timeout that could cut off a command whose outcome is not known yet.
+    let short = start(
+        "127.0.0.1:0",
+        &["--request-timeout-secs", "10", "--deadline-secs", "10"],
+    )
+    .await;
+    assert!(short.contains("HTTP_REQUEST_TIMEOUT_SECS"), "{short}");
+}

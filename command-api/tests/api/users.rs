@@ -183,6 +183,32 @@ async fn an_email_address_is_unique_whatever_its_case() {
 }
 
 #[tokio::test]
+async fn look_alike_addresses_are_one_address() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    for (first, look_alike) in [
+        ("ada@example.com", "ＡＤＡ＠ｅｘａｍｐｌｅ．ｃｏｍ"),
+        ("strasse@example.de", "STRAẞE@example.de"),
+        ("kelvin@example.org", "\u{212A}elvin@example.org"),
+    ] {
+        app.send(
+            Req::post("/api/v1/users")
+                .token(&admin)
+                .json(register(first)),
+        )
+        .await
+        .ok(StatusCode::CREATED);
+        app.send(
+            Req::post("/api/v1/users")
+                .token(&admin)
+                .json(register(look_alike)),
+        )
+        .await
+        .problem(StatusCode::CONFLICT, "email_taken");
+    }
+}
+
+#[tokio::test]
 async fn registration_fields_are_validated_together() {
     let app = spawn_app().await;
     let answer = app

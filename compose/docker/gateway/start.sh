@@ -7,12 +7,18 @@
 #                      (unset: no /auth/ route)
 #   GATEWAY_RESOLVER   DNS server for that route (Docker's embedded DNS by default)
 #
-# `start.sh --check` renders into a temporary prefix and runs `nginx -t` instead.
+# `start.sh --check` renders into a temporary prefix and runs `nginx -t` instead;
+# `start.sh --render PREFIX` only renders (`cargo xtask ops-check` reads the result).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 templates=${GATEWAY_TEMPLATES:-$(cd "$here/.." && pwd)}
 check=false
+render_only=false
+if [ "${1:-}" = "--render" ]; then
+    render_only=true
+    GATEWAY_PREFIX=$2
+fi
 if [ "${1:-}" = "--check" ]; then
     check=true
     GATEWAY_PREFIX=$(mktemp -d)
@@ -28,7 +34,9 @@ if [ -n "${GATEWAY_KEYCLOAK:-}" ]; then
         "$here/keycloak.conf" >> "$prefix/conf/routes.conf"
 fi
 
-if $check; then
+if $render_only; then
+    echo "gateway (compose) config rendered into $prefix/conf"
+elif $check; then
     "${NGINX:-nginx}" -t -q -p "$prefix" -c conf/nginx.conf -e stderr
     echo "gateway (compose) config valid"
 else

@@ -41,12 +41,13 @@ struct Config {
         long,
         env = "DATABASE_URL",
         default_value = "mysql://example:example@127.0.0.1:3306/example",
-        hide_default_value = true
+        hide_default_value = true,
+        hide_env_values = true
     )]
-    database_url: String,
+    database_url: platform::Secret,
     /// The broker, `amqp://user:password@host:port/vhost`.
-    #[arg(long, env = "AMQP_URL", default_value = relay::DEFAULT_AMQP_URL, hide_default_value = true)]
-    amqp_url: String,
+    #[arg(long, env = "AMQP_URL", default_value = relay::DEFAULT_AMQP_URL, hide_default_value = true, hide_env_values = true)]
+    amqp_url: platform::Secret,
     /// Relays of one name take turns: one leads, the others stand by.
     #[arg(long, env = "RELAY_NAME", default_value = relay::DEFAULT_RELAY_NAME)]
     relay_name: String,
@@ -94,7 +95,7 @@ impl Config {
     fn relay(&self) -> RelayConfig {
         RelayConfig {
             name: self.relay_name.clone(),
-            amqp_url: self.amqp_url.clone(),
+            amqp_url: self.amqp_url.expose().to_owned(),
             source: self.source.clone(),
             topology: Topology {
                 exchange: self.exchange.clone(),
@@ -227,7 +228,7 @@ async fn run(
     // The database may come up after the relay: wait for it rather than exit.
     let store = tokio::select! {
         () = stopped() => None,
-        store = connect(&config.database_url) => Some(store),
+        store = connect(config.database_url.expose()) => Some(store),
     };
     if let Some(store) = store {
         let _ = pool.set(store.pool().clone());

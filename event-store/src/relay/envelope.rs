@@ -44,10 +44,12 @@ pub struct CloudEvent {
     pub streamversion: u64,
     /// The schema version of `data`.
     pub schemaversion: u32,
-    /// The metadata's `correlation_id`, when it has a non-empty one.
+    /// The metadata's `correlation_id`, or the event id when it has none. Always set by
+    /// the relay; optional only for reading bodies of older producers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlationid: Option<String>,
-    /// The metadata's `causation_id`, when it has a non-empty one.
+    /// The metadata's `causation_id`, or the correlation id when it has none (events
+    /// appended before every command recorded one). Always set by the relay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causationid: Option<String>,
 }
@@ -80,6 +82,9 @@ impl CloudEvent {
             serde_json::from_str(&event.data).map_err(|e| envelope("data", e))?;
         let metadata: serde_json::Value =
             serde_json::from_str(&event.metadata).map_err(|e| envelope("metadata", e))?;
+        // API.md: every extension is always present, whatever an older event recorded.
+        let correlation = text_field(&metadata, "correlation_id")
+            .unwrap_or_else(|| event.event_id.hyphenated().to_string());
         let cloud_event = Self {
             specversion: "1.0".into(),
             id: event.event_id,
@@ -92,8 +97,8 @@ impl CloudEvent {
             position,
             streamversion: event.stream_version,
             schemaversion: event.schema_version,
-            correlationid: text_field(&metadata, "correlation_id"),
-            causationid: text_field(&metadata, "causation_id"),
+            correlationid: Some(correlation.clone()),
+            causationid: Some(text_field(&metadata, "causation_id").unwrap_or(correlation)),
         };
         Ok((cloud_event, metadata))
     }
@@ -232,7 +237,12 @@ mod tests {
         assert_eq!(body["time"], "2026-11-25T09:30:00.000042Z");
         assert_eq!(body["data"], json!({ "amount": 100 }));
         assert_eq!(body["correlationid"], "c-1");
-        assert!(body.get("causationid").is_none());
+        assert_eq!(
+            body["causationid"], "c-1",
+            "no causation: the correlation id"
+        );
+        assert_eq!(body["id"], event.event_id.to_string());
+
         assert_eq!(body["id"], event.event_id.to_string());
         assert_eq!(out.routing_key.as_str(), "transaction.deposited");
         assert_eq!(out.properties.delivery_mode(), &Some(2));
@@ -249,5 +259,12 @@ mod tests {
         assert_eq!(back.position, 7);
         let served = CloudEvent::from_recorded(&event, "urn:example:ledger").unwrap();
         assert_eq!(serde_json::to_vec(&served).unwrap(), out.body);
+
+        let bare = recorded(json!({}));
+        let body: serde_json::Value =
+            serde_json::from_slice(&Outgoing::new(&bare, "urn:example:ledger", 1).unwrap().body)
+                .unwrap();
+        assert_eq!(body["correlationid"], bare.event_id.to_string());
+        assert_eq!(body["causationid"], bare.event_id.to_string());
     }
 }

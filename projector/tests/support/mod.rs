@@ -666,7 +666,7 @@ impl Scenario {
                     self.users[u].active = false;
                     out.push(vec![UserDeactivated {
                         user_id: user,
-                        reason: None,
+                        reason_ciphertext: None,
                     }
                     .into()]);
                 }

@@ -25,6 +25,8 @@ async fn repeated_reads_hit_and_a_moved_checkpoint_invalidates() {
     // The projector moves the row and the checkpoint; the entry read at 1 is stale.
     app.set_balance(id, "EUR", 25, 2).await;
     app.set_checkpoint(2).await;
+    // Position 2 exists in the log (X-Min-Position beyond its head is refused at once).
+    app.grow_log_to(2).await;
     let fresh = app
         .send(Req::get(&path).token(&admin).min_position(2))
         .await

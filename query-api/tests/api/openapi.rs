@@ -64,3 +64,37 @@ async fn health_and_unknown_routes_answer_as_platform_does() {
         .await
         .problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }
+
+#[tokio::test]
+async fn the_document_says_what_the_service_takes() {
+    let app = spawn_app().await;
+    let doc = app.send(Req::get("/openapi.json")).await.json();
+    let parameter = |path: &str, name: &str| {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} has no {name}"))
+            .clone()
+    };
+    // A header is text: X-Min-Position is digits, never null.
+    let min = parameter("/api/v1/users/{id}", "X-Min-Position");
+    assert_eq!(min["schema"]["type"], "string");
+    assert_eq!(min["schema"]["pattern"], "^[0-9]{1,19}$");
+    // Limits as the service enforces them.
+    for (path, max) in [
+        ("/api/v1/users", 200),
+        ("/api/v1/transactions", 200),
+        ("/api/v1/audit/events", 1000),
+        ("/api/v1/events", 1000),
+    ] {
+        let limit = parameter(path, "limit");
+        assert_eq!(limit["schema"]["minimum"], 1, "{path}");
+        assert_eq!(limit["schema"]["maximum"], max, "{path}");
+    }
+    assert_eq!(
+        parameter("/api/v1/users", "cursor")["schema"]["minLength"],
+        1
+    );
+}

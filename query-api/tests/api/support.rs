@@ -372,6 +372,17 @@ impl TestApp {
         set_checkpoint(&self.pool, position).await;
     }
 
+    /// Appends erasures of new users until the log's head is at least `position`, so that
+    /// an `X-Min-Position` up to it names a position the log has.
+    pub async fn grow_log_to(&self, position: u64) {
+        let head = self.store.head().await.unwrap().map_or(0, |(p, _)| p);
+        for _ in head..position {
+            let user_id = ledger::UserId::from_uuid(Uuid::now_v7());
+            self.append(vec![ledger::PersonalDataErased { user_id }.into()])
+                .await;
+        }
+    }
+
     /// Appends `events` to their user streams in one atomic append (a transfer's two
     /// halves together).
     pub async fn append(&self, events: Vec<LedgerEvent>) -> AppendOutcome {

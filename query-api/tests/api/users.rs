@@ -267,6 +267,8 @@ async fn an_unchanged_user_answers_304_to_its_etag() {
         .await
         .unwrap();
     app.set_checkpoint(2).await;
+    // Position 2 exists in the log (X-Min-Position beyond its head is refused at once).
+    app.grow_log_to(2).await;
     let changed = app
         .send(
             Req::get(&path)

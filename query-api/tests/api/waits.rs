@@ -53,6 +53,7 @@ async fn a_query_waits_until_the_projection_reaches_the_position() {
     let id = app.user_at(at(1)).await;
     app.set_balance(id, "EUR", 100, 5).await;
     app.set_checkpoint(5).await;
+    app.grow_log_to(6).await;
     let admin = app.as_role(Role::Admin);
     let path = format!("/api/v1/users/{id}/balances");
     // Cached at 5, so the answer after the wait must come from the newer rows.
@@ -92,6 +93,7 @@ async fn a_waiter_is_woken_by_a_checkpoint_moved_from_another_task() {
     let app = spawn_app().await;
     app.user_at(at(1)).await;
     app.set_checkpoint(1).await;
+    app.grow_log_to(3).await;
     let pool = app.pool.clone();
     let metrics_app = &app;
     let mover = async move {
@@ -118,6 +120,7 @@ async fn a_position_never_reached_is_projection_lagging() {
     let app = spawn_app().await;
     let id = app.user_at(at(1)).await;
     app.set_checkpoint(2).await;
+    app.grow_log_to(3).await;
     let answer = app
         .send(
             Req::get(format!("/api/v1/users/{id}"))
@@ -128,6 +131,27 @@ async fn a_position_never_reached_is_projection_lagging() {
     answer.problem(StatusCode::SERVICE_UNAVAILABLE, "projection_lagging");
     assert!(answer.header("retry-after").is_some());
     assert_eq!(answer.position(), 2);
+    assert_eq!(app.metric(WAITING).await, 0.0);
+}
+
+/// A position the log has not reached yet was returned by no command: a client's
+/// mistake, answered at once rather than after the wait.
+#[tokio::test]
+async fn a_position_beyond_the_log_head_is_a_validation_failure_without_a_wait() {
+    let app = spawn_app().await;
+    let id = app.user_at(at(1)).await;
+    app.grow_log_to(4).await;
+    app.set_checkpoint(2).await;
+    let body = app
+        .send(
+            Req::get(format!("/api/v1/users/{id}"))
+                .token(&app.as_role(Role::Admin))
+                .min_position(5),
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(body["errors"][0]["field"], "X-Min-Position");
+    assert_eq!(body["errors"][0]["code"], "beyond_log_head");
     assert_eq!(app.metric(WAITING).await, 0.0);
 }
 

@@ -38,6 +38,9 @@ export function OidcCallbackPage() {
             `The access token cannot be used with this ledger (${why}). The provider must issue JWT access tokens with the audience example-ledger and a roles claim.`,
           );
         }
+        if (discovery.end_session_endpoint) {
+          session.idp = { endSession: discovery.end_session_endpoint, idToken: tokens.id_token, clientId: oidc.clientId };
+        }
         signIn(session);
       } catch (e) {
         setFailure({

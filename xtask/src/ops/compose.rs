@@ -347,6 +347,18 @@ pub fn check_realm(realm: &serde_json::Value) -> Vec<String> {
         .flatten()
         .map(s)
         .collect();
+    // Exact URIs: a wildcard lets an attacker's page on the origin receive a code.
+    if redirects != ["${LEDGER_ORIGIN}/signin/callback"] {
+        problems.push(format!(
+            "ledger-ui's redirect URIs must be exactly ${{LEDGER_ORIGIN}}/signin/callback: {redirects:?}"
+        ));
+    }
+    let after_logout = s(&ui["attributes"]["post.logout.redirect.uris"]);
+    if after_logout != "${LEDGER_ORIGIN}/signin" {
+        problems.push(format!(
+            "ledger-ui's post-logout redirect URIs must be exactly ${{LEDGER_ORIGIN}}/signin: {after_logout:?}"
+        ));
+    }
     if redirects.is_empty() || redirects.iter().any(|r| !r.starts_with("${LEDGER_ORIGIN}")) {
         problems.push(format!(
             "ledger-ui's redirect URIs must be the gateway origin ${{LEDGER_ORIGIN}}/...: {redirects:?}"

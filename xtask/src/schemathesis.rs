@@ -1,0 +1,102 @@
+//! Schemathesis (PyPI) against both APIs: every check of `xtask/schemathesis/
+//! schemathesis.toml`, the stateful phase included, a bounded number of examples, one run
+//! per role with a token of that role. Installed into a virtualenv under `target/` on
+//! first use.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+use crate::stack::workspace_root;
+
+/// The version the documents are checked with; hypothesis is held below the release
+/// that broke hypothesis-jsonschema's object strategy.
+const PACKAGES: [&str; 2] = ["schemathesis==4.3.*", "hypothesis<6.150"];
+/// Examples per operation and phase.
+const EXAMPLES: &str = "20";
+
+/// The `st` command of the virtualenv, installed if missing.
+pub fn ensure_installed() -> anyhow::Result<PathBuf> {
+    let venv = workspace_root().join("target/schemathesis-venv");
+    let st = venv.join("bin/st");
+    if st.exists() {
+        return Ok(st);
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("running python3 -m venv (Debian: python3-venv)")?;
+    if !made.success() {
+        bail!(
+            "python3 -m venv {} failed (Debian: python3-venv)",
+            venv.display()
+        );
+    }
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet"])
+        .args(PACKAGES)
+        .output()
+        .context("running pip")?;
+    if !pip.status.success() {
+        bail!(
+            "could not install {} from PyPI into {} (is PyPI reachable?): {}",
+            PACKAGES.join(" "),
+            venv.display(),
+            String::from_utf8_lossy(&pip.stderr)
+        );
+    }
+    Ok(st)
+}
+
+/// Runs schemathesis on `base`'s `/openapi.json` once per `(role, token)`.
+pub fn run(st: &Path, base: &str, tokens: &[(String, String)]) -> anyhow::Result<()> {
+    let config = workspace_root().join("xtask/schemathesis/schemathesis.toml");
+    let mut failed = Vec::new();
+    for (role, token) in tokens {
+        println!("schemathesis: {base} as {role}");
+        let status = Command::new(st)
+            .arg("--config-file")
+            .arg(&config)
+            .args(["run", &format!("{base}/openapi.json")])
+            .args(["--checks", "all", "--max-examples", EXAMPLES])
+            .args(["--phases", "examples,coverage,fuzzing,stateful"])
+            .args(["--seed", "20261207", "--no-color"])
+            .args(["--header", &format!("Authorization: Bearer {token}")])
+            .status()
+            .context("running schemathesis")?;
+        if !status.success() {
+            failed.push(role.clone());
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "schemathesis found failures on {base} as {}",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// A dev token for each role, from the dev key in `.dev/`.
+pub fn tokens() -> anyhow::Result<Vec<(String, String)>> {
+    let keys = platform::DevKeys::load_or_create(&workspace_root().join(".dev"))?;
+    let mut out = Vec::new();
+    for role in [
+        platform::Role::Admin,
+        platform::Role::User,
+        platform::Role::Service,
+        platform::Role::Auditor,
+    ] {
+        let token = keys.mint(
+            uuid::Uuid::now_v7(),
+            &[role],
+            std::time::Duration::from_secs(3600),
+            platform::DEV_ISSUER,
+            platform::DEV_AUDIENCE,
+        )?;
+        out.push((role.as_str().to_owned(), token));
+    }
+    Ok(out)
+}
