@@ -5,9 +5,10 @@
 //! | account | may |
 //! |---|---|
 //! | writer (command-api) | `SELECT, INSERT` on `events`; `SELECT, INSERT, DELETE` on `claims`; `SELECT, INSERT, UPDATE` on `data_keys` |
-//! | relay | `SELECT` on `events`; `SELECT, INSERT, UPDATE` on `relay_checkpoints` |
-//! | projector | `SELECT` on `events` and `parked_events`; `SELECT, INSERT, UPDATE` on the three view tables and `checkpoints` |
-//! | reader (query-api) | `SELECT` on the view tables, `checkpoints`, `events` (audit) and `data_keys` |
+//! | writer, also | `SELECT, INSERT, UPDATE, DELETE` on `webhook_subscriptions` |
+//! | relay | `SELECT` on `events`; `SELECT, INSERT, UPDATE` on `relay_checkpoints` and `anchors` |
+//! | projector | `SELECT` on `events`, `parked_events` and `relay_checkpoints` (the highest epoch begun); `SELECT, INSERT, UPDATE` on the three view tables, `checkpoints` and `relay_epochs_seen` |
+//! | reader (query-api) | `SELECT` on the view tables, `checkpoints`, `events` (audit, subscriptions), `data_keys`, `anchors`, and `relay_checkpoints` and `parked_events` (the operations page) |
 //!
 //! `projector rebuild`, `verify` and `park` are operator commands and run as the owner.
 //! Table grants name tables, not table objects, so they follow the tables a rebuild swaps
@@ -483,6 +484,7 @@ mod tests {
                 "SELECT COUNT(*) FROM claims",
                 "DELETE FROM claims WHERE scope = 'none'",
                 "SELECT COUNT(*) FROM data_keys",
+                "DELETE FROM webhook_subscriptions WHERE name = 'none'",
             ],
             &[
                 "UPDATE events SET event_type = event_type",
@@ -536,6 +538,9 @@ mod tests {
                 "UPDATE users_view SET version = version",
                 "UPDATE balances_view SET amount = amount",
                 "UPDATE transactions_view SET amount = amount",
+                // The relay epochs (ADR 0013): the highest begun, the highest accepted.
+                "SELECT MAX(epoch) FROM relay_checkpoints",
+                "SELECT COUNT(*) FROM relay_epochs_seen",
             ],
             &[
                 "INSERT INTO events (position) VALUES (1)",
@@ -543,7 +548,7 @@ mod tests {
                 "INSERT INTO parked_events (projection, position) VALUES ('t', 1)",
                 "SELECT COUNT(*) FROM claims",
                 "SELECT COUNT(*) FROM data_keys",
-                "SELECT COUNT(*) FROM relay_checkpoints",
+                "UPDATE relay_checkpoints SET epoch = epoch + 1",
                 "DELETE FROM users_view",
                 "DROP TABLE users_view",
                 "CREATE TABLE users_view_rebuild (a INT)",
@@ -565,6 +570,10 @@ mod tests {
                 "SELECT COUNT(*) FROM checkpoints",
                 "SELECT COUNT(*) FROM events",
                 "SELECT COUNT(*) FROM data_keys",
+                "SELECT COUNT(*) FROM anchors",
+                // The operations page.
+                "SELECT COUNT(*) FROM relay_checkpoints",
+                "SELECT COUNT(*) FROM parked_events",
             ],
             &[
                 "INSERT INTO checkpoints (projection, position, updated_at) VALUES ('x', 1, NOW())",
@@ -572,8 +581,9 @@ mod tests {
                 "DELETE FROM events",
                 "UPDATE data_keys SET wrapped = NULL",
                 "SELECT COUNT(*) FROM claims",
-                "SELECT COUNT(*) FROM relay_checkpoints",
-                "SELECT COUNT(*) FROM parked_events",
+                "SELECT COUNT(*) FROM webhook_subscriptions",
+                "UPDATE relay_checkpoints SET position = 0",
+                "INSERT INTO parked_events (projection, position) VALUES ('t', 1)",
             ],
         )
         .await;
