@@ -62,16 +62,43 @@ struct Config {
 }
 
 impl Config {
-    fn master_keys(&self) -> anyhow::Result<MasterKeys> {
+    /// The configured master keys; without any, the dev keys command-api makes on its
+    /// first start, waited for (the dev stack starts both at once) until they appear.
+    async fn master_keys(&self) -> anyhow::Result<MasterKeys> {
         if let Some(spec) = &self.master_keys {
             return MasterKeys::parse(spec).context("MASTER_KEYS");
         }
-        let file = self
-            .master_keys_file
-            .clone()
-            .unwrap_or_else(|| self.dev_dir.join("master-keys"));
-        MasterKeys::from_file(&file)
-            .with_context(|| format!("reading the master keys from {}", file.display()))
+        if let Some(file) = &self.master_keys_file {
+            return MasterKeys::from_file(file)
+                .with_context(|| format!("reading the master keys from {}", file.display()));
+        }
+        let file = self.dev_dir.join("master-keys");
+        let mut warned = false;
+        // Once the file exists, a few more tries cover command-api still writing it.
+        let mut tries_left = 25;
+        loop {
+            match MasterKeys::from_file(&file) {
+                Ok(keys) => return Ok(keys),
+                Err(_) if !file.exists() || tries_left > 0 => {
+                    if file.exists() {
+                        tries_left -= 1;
+                    }
+                    if !warned {
+                        tracing::warn!(
+                            path = %file.display(),
+                            "no master keys configured and no dev keys yet: waiting for command-api to make them"
+                        );
+                        warned = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("reading the dev master keys from {}", file.display())
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -82,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.metrics_addr)
         .await
         .with_context(|| format!("binding {}", config.metrics_addr))?;
-    let master = config.master_keys()?;
+    let master = config.master_keys().await?;
     let store = EventStore::connect(
         &config.database_url,
         StoreOptions {
