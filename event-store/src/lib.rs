@@ -29,7 +29,7 @@ mod claims;
 mod error;
 mod event;
 mod leader;
-mod literal;
+pub mod literal;
 mod observe;
 mod read;
 pub mod relay;

@@ -223,6 +223,20 @@ impl LedgerEvent {
         encoded.unwrap_or(serde_json::Value::Null)
     }
 
+    /// The currency whose balance this event changes; `None` for events that move no
+    /// money.
+    pub fn currency_moved(&self) -> Option<Currency> {
+        match self {
+            LedgerEvent::Deposited(e) => Some(e.currency),
+            LedgerEvent::Withdrawn(e) => Some(e.currency),
+            LedgerEvent::Transferred(e) => Some(e.currency),
+            LedgerEvent::UserRegistered(_)
+            | LedgerEvent::ProfileUpdated(_)
+            | LedgerEvent::UserDeactivated(_)
+            | LedgerEvent::PersonalDataErased(_) => None,
+        }
+    }
+
     /// Whose stream the event belongs on: for a transfer, the payer's for `out` and the
     /// payee's for `in`.
     pub fn user_id(&self) -> UserId {

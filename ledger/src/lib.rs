@@ -62,4 +62,4 @@ pub use money::{Amount, AmountError, Balance, Balances, Currency, CurrencyError,
 pub use reason::{DeactivationReason, ReasonError};
 pub use rejection::Rejection;
 pub use sealed::{fields as sealed_fields, SealedText};
-pub use user::{evolve, replay, User, UserStatus};
+pub use user::{evolve, evolve_balance, replay, User, UserStatus};

@@ -211,6 +211,12 @@ impl Balance {
         self.0
     }
 
+    /// A balance as a store holds it; `None` outside `0..=Balance::MAX`, which no fold
+    /// produces (a stored value there is corrupt).
+    pub fn from_minor_units(minor: i64) -> Option<Balance> {
+        (0..=Self::MAX).contains(&minor).then_some(Balance(minor))
+    }
+
     /// `None` if the result would pass [`Balance::MAX`].
     pub fn checked_credit(self, amount: Amount) -> Option<Balance> {
         let sum = self.0.checked_add(amount.minor_units())?;

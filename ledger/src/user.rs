@@ -101,24 +101,34 @@ pub fn evolve(mut user: User, event: &LedgerEvent) -> User {
             user.email = None;
             user.display_name = None;
         }
-        LedgerEvent::Deposited(e) => {
-            let balance = user.balances.get(e.currency).saturating_credit(e.amount);
-            user.balances.set(e.currency, balance);
-        }
-        LedgerEvent::Withdrawn(e) => {
-            let balance = user.balances.get(e.currency).saturating_debit(e.amount);
-            user.balances.set(e.currency, balance);
-        }
-        LedgerEvent::Transferred(e) => {
-            let before = user.balances.get(e.currency);
-            let balance = match e.direction {
-                Direction::Out => before.saturating_debit(e.amount),
-                Direction::In => before.saturating_credit(e.amount),
-            };
-            user.balances.set(e.currency, balance);
+        LedgerEvent::Deposited(_) | LedgerEvent::Withdrawn(_) | LedgerEvent::Transferred(_) => {
+            if let Some(currency) = event.currency_moved() {
+                let balance = evolve_balance(user.balances.get(currency), event);
+                user.balances.set(currency, balance);
+            }
         }
     }
     user
+}
+
+/// The balance, in the event's currency ([`LedgerEvent::currency_moved`]), after one
+/// event: the part of [`evolve`] that moves money, for readers that keep balances apart
+/// from a [`User`] (the projector's balance rows). Clamped to `0..=Balance::MAX`, which only
+/// a history `decide` would have refused can reach; an event that moves no money leaves
+/// the balance as it was.
+pub fn evolve_balance(balance: Balance, event: &LedgerEvent) -> Balance {
+    match event {
+        LedgerEvent::Deposited(e) => balance.saturating_credit(e.amount),
+        LedgerEvent::Withdrawn(e) => balance.saturating_debit(e.amount),
+        LedgerEvent::Transferred(e) => match e.direction {
+            Direction::Out => balance.saturating_debit(e.amount),
+            Direction::In => balance.saturating_credit(e.amount),
+        },
+        LedgerEvent::UserRegistered(_)
+        | LedgerEvent::ProfileUpdated(_)
+        | LedgerEvent::UserDeactivated(_)
+        | LedgerEvent::PersonalDataErased(_) => balance,
+    }
 }
 
 /// The one fold from events to state: every reader of a user stream (commands, the

@@ -5,21 +5,22 @@
 //! every row, since that process wrote them all. Decoded events are applied in position
 //! order, in memory, and the changed rows leave as a few multi-row upserts.
 //!
-//! The rows follow `ledger::evolve` field for field (including its clamping of balances
-//! to `0..=Balance::MAX`, which only a history `decide` would have refused can reach), so
+//! The rows follow `ledger::evolve` field for field, and balances change only through
+//! `ledger::evolve_balance`, the fold's own rule for money, so
 //! `projector verify` can hold them against `ledger::replay` of every stream.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
 
 use event_store::RecordedEvent;
-use ledger::{Balance, Direction, LedgerEvent, UserId};
+use ledger::{Balance, LedgerEvent, UserId};
 use sqlx::mysql::MySqlRow;
 use sqlx::{MySqlConnection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::literal;
-use crate::tables::TableSet;
+use read_model::columns::{self, corrupt};
+use read_model::{literal, TableSet};
 
 /// An event to apply, as the log holds it: never a message's copy (ADR 0014).
 #[derive(Debug, Clone)]
@@ -100,7 +101,7 @@ pub(crate) struct UserRow {
 /// A `balances_view` row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BalanceRow {
-    pub amount: i64,
+    pub amount: Balance,
     pub position: u64,
 }
 
@@ -185,15 +186,17 @@ impl Rows {
             tables.balances
         );
         for row in query_text(&mut *conn, &sql).await? {
-            let id = uuid_at(&row, 0)?;
+            let id = columns::uuid(&row, 0)?;
             let currency: Vec<u8> = row.try_get(1)?;
             let currency: Code = currency
                 .try_into()
-                .map_err(|_| decode_error("balances_view.currency is not three bytes"))?;
+                .map_err(|_| corrupt("balances_view.currency is not three bytes"))?;
+            let amount = Balance::from_minor_units(row.try_get(2)?)
+                .ok_or_else(|| corrupt("balances_view.amount is outside 0..=Balance::MAX"))?;
             rows.balances.insert(
                 (id, currency),
                 BalanceRow {
-                    amount: row.try_get(2)?,
+                    amount,
                     position: row.try_get(3)?,
                 },
             );
@@ -258,7 +261,7 @@ impl Rows {
                 }
             }
             LedgerEvent::Deposited(e) => {
-                self.move_money(owner, code(e.currency), e.amount.minor_units(), position);
+                self.move_money(owner, event, position);
                 self.transaction(TransactionRow {
                     id: e.transaction_id.as_uuid(),
                     kind: "deposit",
@@ -272,7 +275,7 @@ impl Rows {
                 });
             }
             LedgerEvent::Withdrawn(e) => {
-                self.move_money(owner, code(e.currency), -e.amount.minor_units(), position);
+                self.move_money(owner, event, position);
                 self.transaction(TransactionRow {
                     id: e.transaction_id.as_uuid(),
                     kind: "withdrawal",
@@ -287,11 +290,7 @@ impl Rows {
             }
             LedgerEvent::Transferred(e) => {
                 let amount = e.amount.minor_units();
-                let delta = match e.direction {
-                    Direction::Out => -amount,
-                    Direction::In => amount,
-                };
-                self.move_money(owner, code(e.currency), delta, position);
+                self.move_money(owner, event, position);
                 // Either half carries the whole transfer: the first one seen makes the
                 // row, the second finds it there (`position` stays the first's).
                 self.transaction(TransactionRow {
@@ -317,15 +316,21 @@ impl Rows {
         }
     }
 
-    /// `delta` minor units into a balance, clamped as `Balance::saturating_*` clamp.
-    fn move_money(&mut self, user: Uuid, currency: Code, delta: i64, position: u64) {
-        let row = self.balances.entry((user, currency)).or_insert(BalanceRow {
-            amount: 0,
-            position,
-        });
-        row.amount = row.amount.saturating_add(delta).clamp(0, Balance::MAX);
+    /// The balance `event` moves, by `ledger::evolve_balance`: the one rule for money.
+    fn move_money(&mut self, user: Uuid, event: &LedgerEvent, position: u64) {
+        let Some(currency) = event.currency_moved() else {
+            return;
+        };
+        let row = self
+            .balances
+            .entry((user, code(currency)))
+            .or_insert(BalanceRow {
+                amount: Balance::ZERO,
+                position,
+            });
+        row.amount = ledger::evolve_balance(row.amount, event);
         row.position = position;
-        self.changed_balances.insert((user, currency));
+        self.changed_balances.insert((user, code(currency)));
     }
 
     fn transaction(&mut self, row: TransactionRow) {
@@ -344,7 +349,7 @@ impl Rows {
         for chunk in users.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::with_capacity(chunk.len() * 400);
             sql.push_str("INSERT INTO ");
-            literal::ident(&mut sql, &tables.users);
+            let _ = write!(sql, "`{}`", tables.users);
             sql.push_str(
                 " (user_id, email_ciphertext, display_name_ciphertext, status, erased, \
                  version, created_at, updated_at, position) VALUES ",
@@ -391,7 +396,7 @@ impl Rows {
         for chunk in balances.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::with_capacity(chunk.len() * 80);
             sql.push_str("INSERT INTO ");
-            literal::ident(&mut sql, &tables.balances);
+            let _ = write!(sql, "`{}`", tables.balances);
             sql.push_str(" (user_id, currency, amount, position) VALUES ");
             let rows = chunk
                 .iter()
@@ -405,7 +410,7 @@ impl Rows {
                 sql.push(',');
                 literal::text(&mut sql, &String::from_utf8_lossy(&key.1));
                 sql.push(',');
-                literal::int(&mut sql, row.amount);
+                literal::int(&mut sql, row.amount.minor_units());
                 sql.push(',');
                 literal::uint(&mut sql, row.position);
                 sql.push(')');
@@ -429,7 +434,7 @@ impl Rows {
         for chunk in transactions.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::with_capacity(chunk.len() * 200);
             sql.push_str("INSERT INTO ");
-            literal::ident(&mut sql, &tables.transactions);
+            let _ = write!(sql, "`{}`", tables.transactions);
             sql.push_str(
                 " (transaction_id, type, user_id, from_user_id, to_user_id, amount, currency, \
                  position, recorded_at) VALUES ",
@@ -480,7 +485,7 @@ pub(crate) fn checkpoint_write(
 ) -> String {
     let mut sql = String::with_capacity(200);
     sql.push_str("INSERT INTO ");
-    literal::ident(&mut sql, &tables.checkpoints);
+    let _ = write!(sql, "`{}`", tables.checkpoints);
     sql.push_str(" (projection, position, updated_at) VALUES (");
     literal::text(&mut sql, projection);
     sql.push(',');
@@ -531,11 +536,11 @@ pub(crate) async fn query_text(
 }
 
 fn user_row(row: &MySqlRow) -> Result<(Uuid, UserRow), sqlx::Error> {
-    let status = match text_at(row, 3)?.as_str() {
+    let status = match columns::text(row, 3)?.as_str() {
         "active" => ledger::UserStatus::Active.as_str(),
         "deactivated" => ledger::UserStatus::Deactivated.as_str(),
         _ => {
-            return Err(decode_error(
+            return Err(corrupt(
                 "users_view.status is neither active nor deactivated",
             ))
         }
@@ -543,10 +548,10 @@ fn user_row(row: &MySqlRow) -> Result<(Uuid, UserRow), sqlx::Error> {
     let created_at: time::PrimitiveDateTime = row.try_get(6)?;
     let updated_at: time::PrimitiveDateTime = row.try_get(7)?;
     Ok((
-        uuid_at(row, 0)?,
+        columns::uuid(row, 0)?,
         UserRow {
-            email: opt_text_at(row, 1)?,
-            display_name: opt_text_at(row, 2)?,
+            email: columns::optional_text(row, 1)?,
+            display_name: columns::optional_text(row, 2)?,
             status,
             erased: row.try_get(4)?,
             version: row.try_get(5)?,
@@ -555,27 +560,4 @@ fn user_row(row: &MySqlRow) -> Result<(Uuid, UserRow), sqlx::Error> {
             position: row.try_get(8)?,
         },
     ))
-}
-
-pub(crate) fn uuid_at(row: &MySqlRow, i: usize) -> Result<Uuid, sqlx::Error> {
-    let bytes: Vec<u8> = row.try_get(i)?;
-    Uuid::from_slice(&bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-/// Text from a column with a binary collation, which the driver reports as bytes.
-pub(crate) fn text_at(row: &MySqlRow, i: usize) -> Result<String, sqlx::Error> {
-    let bytes: Vec<u8> = row.try_get(i)?;
-    String::from_utf8(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-pub(crate) fn opt_text_at(row: &MySqlRow, i: usize) -> Result<Option<String>, sqlx::Error> {
-    let bytes: Option<Vec<u8>> = row.try_get(i)?;
-    bytes
-        .map(String::from_utf8)
-        .transpose()
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-fn decode_error(what: &'static str) -> sqlx::Error {
-    sqlx::Error::Decode(what.into())
 }

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::apply::{self, ApplyError, Rows, SourceEvent};
 use crate::envelope::{Claim, Mismatch};
-use crate::tables::{TableSet, PARKED_EVENTS, RELAY_EPOCHS_SEEN};
+use read_model::{TableSet, PARKED_EVENTS, RELAY_EPOCHS_SEEN};
 
 /// Events read from the log per query.
 const LOG_PAGE: u32 = 5_000;

@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 
 use crate::error::Error;
 use crate::rebuild::Progress;
-use crate::tables::DEFAULT_PROJECTION;
 use event_store::relay::DEFAULT_QUEUE;
+use read_model::DEFAULT_PROJECTION;
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://example:example@127.0.0.1:3306/example";
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

@@ -16,15 +16,15 @@
 //!   read once per batch and applied, each message's claim held against them,
 //!   duplicates skipped, parked positions stepped over, poison stops).
 //! - `apply.rs`: how one decoded event (`ledger::decode`) changes the rows, in memory,
-//!   and the multi-row upserts that write them; `literal.rs` the SQL literals they use.
+//!   and the multi-row upserts that write them (literals by `read_model::literal`).
 //! - `envelope.rs`: a message body into what it claims: a notification, never the event
 //!   applied (ADR 0014).
 //! - [`rebuild()`] (`rebuild.rs`): the log into fresh `*_rebuild` tables, swapped in with
 //!   one `RENAME TABLE`; [`verify()`] (`verify.rs`): the same into `*_verify` tables,
 //!   diffed against the live ones and checked against `ledger::replay` of every stream.
 //! - [`park()`] (`park.rs`): an operator's skip of one poison position.
-//! - [`tables`]: the read tables' names and meaning, for query-api; [`migrator`] applies
-//!   `migrations/readmodel`.
+//! - The tables' names, rows and migrations belong to the `read-model` crate, which
+//!   query-api reads through too; the projector is their one writer.
 //! - `health.rs`, `metrics.rs`: readiness (database, broker, not poisoned) and the
 //!   Prometheus series; `cli.rs`: [`Config`], the subcommands, their output.
 //!
@@ -38,11 +38,9 @@ mod consume;
 mod envelope;
 mod error;
 mod health;
-mod literal;
 mod metrics;
 mod park;
 mod rebuild;
-pub mod tables;
 mod verify;
 
 use std::future::Future;
@@ -61,14 +59,13 @@ pub use cli::{
 pub use error::Error;
 pub use park::Parked;
 pub use rebuild::{Progress, RebuildReport};
-pub use tables::migrator;
 pub use verify::{Difference, VerifyReport};
 
 use crate::checkpoint::Projection;
 use crate::consume::{Consumer, Settings};
 use crate::health::Health;
 use crate::metrics::ProjectorMetrics;
-use crate::tables::TableSet;
+use read_model::TableSet;
 
 /// The service: consumes until `shutdown` completes, serving `/metrics` and
 /// `/health/{live,ready}` on `listener`. Broker and database outages are waited out.

@@ -14,7 +14,7 @@
 
 use crate::checkpoint::{lock_checkpoint, Projection};
 use crate::error::Error;
-use crate::tables::PARKED_EVENTS;
+use read_model::PARKED_EVENTS;
 
 /// What `park` recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]

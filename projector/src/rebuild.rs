@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use crate::apply::{self, Rows, SourceEvent};
 use crate::checkpoint::Projection;
 use crate::error::Error;
-use crate::tables::{TableSet, BALANCES, TRANSACTIONS, USERS};
+use read_model::{TableName, TableSet, BALANCES, TRANSACTIONS, USERS};
 
 /// Events per read of the log.
 const READ_PAGE: u32 = 5_000;
@@ -112,7 +112,7 @@ pub(crate) struct Shadow {
     /// Secondary indexes taken off for the fill (`ALTER TABLE` clauses per table), to
     /// put back before a swap: building an index once at the end is cheaper than
     /// keeping it up to date through a million inserts.
-    deferred_indexes: Vec<(String, Vec<String>)>,
+    deferred_indexes: Vec<(TableName, Vec<String>)>,
 }
 
 /// Who commits a shadow's writes.
@@ -130,11 +130,10 @@ impl Shadow {
     pub async fn create(
         pool: &MySqlPool,
         conn: &mut MySqlConnection,
-        suffix: &str,
+        tables: TableSet,
         projection: &str,
         parked: HashSet<u64>,
     ) -> Result<Self, Error> {
-        let tables = TableSet::with_suffix(suffix);
         drop_tables(conn, &tables).await?;
         let mut sql = String::new();
         for (copy, live) in tables.names().iter().zip(TableSet::live().names()) {
@@ -149,7 +148,7 @@ impl Shadow {
             (&tables.balances, BALANCES),
             (&tables.transactions, TRANSACTIONS),
         ] {
-            let indexes = secondary_indexes(conn, live).await?;
+            let indexes = secondary_indexes(conn, &live).await?;
             if indexes.is_empty() {
                 continue;
             }
@@ -370,7 +369,7 @@ impl PageWriter {
 /// A table's secondary indexes: `(name, "ADD [UNIQUE] INDEX name (columns)")`.
 async fn secondary_indexes(
     conn: &mut MySqlConnection,
-    table: &str,
+    table: &TableName,
 ) -> Result<Vec<(String, String)>, Error> {
     let rows = sqlx::query(
         "SELECT index_name, MAX(non_unique), \
@@ -381,7 +380,7 @@ async fn secondary_indexes(
          WHERE table_schema = DATABASE() AND table_name = ? AND index_name <> 'PRIMARY' \
          GROUP BY index_name ORDER BY index_name",
     )
-    .bind(table)
+    .bind(table.as_str())
     .fetch_all(&mut *conn)
     .await
     .map_err(Error::db("reading the read tables' indexes"))?;
@@ -391,9 +390,9 @@ async fn secondary_indexes(
             doing: "reading the read tables' indexes",
             source: e,
         };
-        let name = apply::text_at(row, 0).map_err(read)?;
+        let name = read_model::columns::text(row, 0).map_err(read)?;
         let non_unique: i64 = row.try_get(1).map_err(read)?;
-        let columns = apply::text_at(row, 2).map_err(read)?;
+        let columns = read_model::columns::text(row, 2).map_err(read)?;
         let unique = if non_unique == 0 { "UNIQUE " } else { "" };
         out.push((
             name.clone(),
@@ -495,7 +494,7 @@ pub(crate) async fn rebuild(
     let mut shadow = Shadow::create(
         &projection.pool,
         &mut conn,
-        "_rebuild",
+        TableSet::rebuild(),
         &projection.name,
         parked,
     )
@@ -589,7 +588,7 @@ async fn swap(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<u64, Error> {
     let live = TableSet::live();
-    let old = TableSet::with_suffix("_old");
+    let old = TableSet::retired();
     drop_tables(conn, &old).await?;
     let renamer: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
         .fetch_one(&mut *conn)

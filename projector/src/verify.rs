@@ -20,11 +20,12 @@ use sqlx::mysql::MySqlRow;
 use sqlx::{MySqlConnection, Row};
 use uuid::Uuid;
 
-use crate::apply::{execute_text, opt_text_at, query_text, text_at, uuid_at, SourceEvent};
+use crate::apply::{execute_text, query_text, SourceEvent};
 use crate::checkpoint::{read_checkpoint, Projection};
 use crate::error::Error;
 use crate::rebuild::{drop_tables, exclusive, Commit, Shadow};
-use crate::tables::TableSet;
+use read_model::columns;
+use read_model::{TableName, TableSet};
 
 /// Differences listed per table at most.
 const MAX_LISTED: u32 = 100;
@@ -74,7 +75,7 @@ pub(crate) async fn verify(projection: &Projection) -> Result<VerifyReport, Erro
     let mut shadow = Shadow::create(
         &projection.pool,
         &mut conn,
-        "_verify",
+        TableSet::verify(),
         &projection.name,
         parked,
     )
@@ -165,7 +166,7 @@ enum Kind {
 }
 
 struct Spec {
-    table: fn(&TableSet) -> &str,
+    table: fn(&TableSet) -> &TableName,
     keys: &'static [(&'static str, Kind)],
     values: &'static [(&'static str, Kind)],
 }
@@ -297,7 +298,7 @@ async fn diff_table(
             other => format!("row {other} ({})", detail.join(", ")),
         };
         out.push(Difference {
-            table: l.to_owned(),
+            table: l.to_string(),
             key: key.join(", "),
             detail,
         });
@@ -341,14 +342,14 @@ async fn against_replay(
     let mut live_balances: BTreeMap<(Uuid, String), i64> = BTreeMap::new();
     for row in &rows {
         let key = (
-            uuid_at(row, 0).map_err(Error::db("reading a balance row"))?,
-            text_at(row, 1).map_err(Error::db("reading a balance row"))?,
+            columns::uuid(row, 0).map_err(Error::db("reading a balance row"))?,
+            columns::text(row, 1).map_err(Error::db("reading a balance row"))?,
         );
         let amount: i64 = row.try_get(2).map_err(Error::db("reading a balance row"))?;
         live_balances.insert(key, amount);
     }
 
-    let difference = |table: &str, key: String, detail: String| Difference {
+    let difference = |table: &TableName, key: String, detail: String| Difference {
         table: format!("{table} (against ledger::replay)"),
         key,
         detail,
@@ -463,12 +464,12 @@ impl LiveUser {
 
 fn live_user(row: &MySqlRow) -> Result<(Uuid, LiveUser), sqlx::Error> {
     Ok((
-        uuid_at(row, 0)?,
+        columns::uuid(row, 0)?,
         LiveUser {
-            status: text_at(row, 1)?,
+            status: columns::text(row, 1)?,
             erased: row.try_get(2)?,
-            email: opt_text_at(row, 3)?,
-            display_name: opt_text_at(row, 4)?,
+            email: columns::optional_text(row, 3)?,
+            display_name: columns::optional_text(row, 4)?,
         },
     ))
 }

@@ -10,7 +10,6 @@ use sqlx::MySqlConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::columns::text;
 use crate::error::ApiError;
 use crate::params::{IfNoneMatch, MinPosition, UserPath};
 use crate::reply::{ETag, Meta};
@@ -86,29 +85,16 @@ pub(crate) async fn get_balances(
 
 /// `None` when the user is not in `users_view` (unknown, or not projected yet).
 async fn select(conn: &mut MySqlConnection, id: UserId) -> Result<Option<BalancesRow>, ApiError> {
-    use sqlx::Row;
-    let rows = sqlx::query(
-        "SELECT b.currency, b.amount, b.position FROM users_view u \
-         LEFT JOIN balances_view b ON b.user_id = u.user_id \
-         WHERE u.user_id = ? ORDER BY b.currency",
-    )
-    .bind(id.as_uuid())
-    .fetch_all(conn)
-    .await?;
-    if rows.is_empty() {
+    let Some(entries) = read_model::select_balances(conn, id.as_uuid()).await? else {
         return Ok(None);
-    }
-    let mut balances = Vec::with_capacity(rows.len());
-    let mut position = 0;
-    for row in &rows {
-        // The one row of a user without balances carries NULLs from the outer join.
-        let amount: Option<i64> = row.try_get("amount")?;
-        let Some(amount) = amount else { continue };
-        balances.push(Balance {
-            currency: text(row, "currency")?,
-            amount,
-        });
-        position = position.max(row.try_get::<u64, _>("position")?);
-    }
+    };
+    let position = entries.iter().map(|e| e.position).max().unwrap_or(0);
+    let balances = entries
+        .into_iter()
+        .map(|e| Balance {
+            currency: e.currency,
+            amount: e.amount,
+        })
+        .collect();
     Ok(Some(BalancesRow { balances, position }))
 }

@@ -24,7 +24,7 @@ use platform::prometheus_client::metrics::family::Family;
 use platform::Metrics;
 use uuid::Uuid;
 
-use crate::wait::At;
+use read_model::Checkpoint;
 
 type ByView = Family<[(&'static str, &'static str); 1], Counter>;
 
@@ -53,7 +53,7 @@ impl CacheCounters {
 }
 
 struct Entry<V> {
-    at: At,
+    at: Checkpoint,
     value: Arc<V>,
 }
 
@@ -82,12 +82,12 @@ impl<V> ViewCache<V> {
     pub(crate) async fn get_or_load<F, Fut, E>(
         &self,
         key: Uuid,
-        at: At,
+        at: Checkpoint,
         load: F,
-    ) -> Result<(At, Option<Arc<V>>), E>
+    ) -> Result<(Checkpoint, Option<Arc<V>>), E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(At, Option<V>), E>>,
+        Fut: Future<Output = Result<(Checkpoint, Option<V>), E>>,
     {
         if let Some(value) = self.get(key, at) {
             self.counters
@@ -113,13 +113,13 @@ impl<V> ViewCache<V> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn get(&self, key: Uuid, at: At) -> Option<Arc<V>> {
+    fn get(&self, key: Uuid, at: Checkpoint) -> Option<Arc<V>> {
         let entries = self.lock();
         let entry = entries.get(&key)?;
         (entry.at == at).then(|| Arc::clone(&entry.value))
     }
 
-    fn insert(&self, key: Uuid, at: At, value: Arc<V>) {
+    fn insert(&self, key: Uuid, at: Checkpoint, value: Arc<V>) {
         if self.capacity == 0 {
             return;
         }
@@ -152,14 +152,14 @@ mod tests {
         ViewCache::new("test", capacity, CacheCounters::default())
     }
 
-    fn at(generation: u64, position: u64) -> At {
-        At {
+    fn at(generation: u64, position: u64) -> Checkpoint {
+        Checkpoint {
             generation,
             position,
         }
     }
 
-    async fn load(cache: &ViewCache<u32>, key: Uuid, when: At, value: u32) -> u32 {
+    async fn load(cache: &ViewCache<u32>, key: Uuid, when: Checkpoint, value: u32) -> u32 {
         let (_, got) = cache
             .get_or_load(key, when, || async {
                 Ok::<_, std::convert::Infallible>((when, Some(value)))
@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(load(&cache, key, at(0, 1), 2).await, 2);
         let (_, none) = cache
             .get_or_load(key, at(0, 1), || async {
-                Ok::<(At, Option<u32>), ()>((at(0, 1), None))
+                Ok::<(Checkpoint, Option<u32>), ()>((at(0, 1), None))
             })
             .await
             .unwrap();

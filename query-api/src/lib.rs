@@ -37,7 +37,6 @@ mod anchors;
 mod audit;
 mod balances;
 mod cache;
-mod columns;
 mod config;
 mod cursor;
 mod error;

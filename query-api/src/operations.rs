@@ -6,6 +6,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use platform::{Principal, Role};
+use read_model::PARKED_EVENTS;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -80,13 +81,14 @@ pub(crate) async fn status(
             .await?;
     let at = state.projection.current().await?;
     let name = state.projection.name().to_owned();
-    let parked: Vec<(u64, Option<Vec<u8>>, String, time::PrimitiveDateTime)> = sqlx::query_as(
-        "SELECT position, event_type, reason, parked_at FROM parked_events \
-         WHERE projection = ? ORDER BY position DESC LIMIT 100",
-    )
-    .bind(&name)
-    .fetch_all(&state.pool)
-    .await?;
+    let parked: Vec<(u64, Option<Vec<u8>>, String, time::PrimitiveDateTime)> =
+        sqlx::query_as(&format!(
+            "SELECT position, event_type, reason, parked_at FROM `{PARKED_EVENTS}` \
+             WHERE projection = ? ORDER BY position DESC LIMIT 100"
+        ))
+        .bind(&name)
+        .fetch_all(&state.pool)
+        .await?;
     let answer = OperationsStatus {
         head_position: head,
         relays: relays

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::wait::{read_checkpoint, At};
+use read_model::{read_checkpoint, Checkpoint};
 
 const BEGIN: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
     START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
@@ -39,7 +39,7 @@ pub(crate) async fn read<T, F>(
     state: &AppState,
     min: Option<u64>,
     mut read: F,
-) -> Result<(At, T), ApiError>
+) -> Result<(Checkpoint, T), ApiError>
 where
     F: for<'c> FnMut(&'c mut MySqlConnection) -> Read<'c, T>,
 {
@@ -60,7 +60,7 @@ where
     }
 }
 
-async fn consistent<T, F>(state: &AppState, read: &mut F) -> Result<(At, T), ApiError>
+async fn consistent<T, F>(state: &AppState, read: &mut F) -> Result<(Checkpoint, T), ApiError>
 where
     F: for<'c> FnMut(&'c mut MySqlConnection) -> Read<'c, T>,
 {
@@ -76,7 +76,7 @@ where
     }
 }
 
-async fn once<T, F>(state: &AppState, read: &mut F) -> Result<(At, T), ApiError>
+async fn once<T, F>(state: &AppState, read: &mut F) -> Result<(Checkpoint, T), ApiError>
 where
     F: for<'c> FnMut(&'c mut MySqlConnection) -> Read<'c, T>,
 {

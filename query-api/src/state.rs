@@ -15,8 +15,8 @@ use crate::balances::BalancesRow;
 use crate::cache::{CacheCounters, ViewCache};
 use crate::config::DEFAULT_PROJECTION;
 use crate::personal::PersonalData;
-use crate::users::UserRow;
 use crate::wait::{Projection, MAX_WAIT};
+use read_model::UserRow;
 
 /// Tuning of the views.
 #[derive(Debug, Clone)]

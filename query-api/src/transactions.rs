@@ -10,14 +10,13 @@ use axum::extract::State;
 use axum::response::Response;
 use ledger::{TransactionId, UserId};
 use platform::{Principal, Role};
+use read_model::{TransactionRow, TRANSACTIONS, TRANSACTION_COLUMNS};
 use serde::Serialize;
-use sqlx::mysql::MySqlRow;
 use sqlx::MySqlConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::columns::{text, utc};
 use crate::cursor::TransactionCursor;
 use crate::error::ApiError;
 use crate::params::{IfNoneMatch, MinPosition, Params, TransactionPath};
@@ -25,9 +24,6 @@ use crate::reply::{ETag, Meta, IMMUTABLE};
 use crate::snapshot;
 use crate::state::AppState;
 use crate::users::{DEFAULT_LIMIT, MAX_LIMIT};
-
-const COLUMNS: &str = "transaction_id, type, user_id, from_user_id, to_user_id, amount, \
-    currency, position, recorded_at";
 
 /// One transaction as API.md shows it. Deposits and withdrawals name `user_id`,
 /// transfers `from_user_id` and `to_user_id`; the others are `null`.
@@ -56,22 +52,23 @@ pub(crate) struct TransactionView {
     recorded_at: OffsetDateTime,
 }
 
-impl TransactionView {
-    fn decode(row: &MySqlRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row;
-        Ok(Self {
-            transaction_id: row.try_get("transaction_id")?,
-            kind: text(row, "type")?,
-            from_user_id: row.try_get("from_user_id")?,
-            to_user_id: row.try_get("to_user_id")?,
-            user_id: row.try_get("user_id")?,
-            amount: row.try_get("amount")?,
-            currency: text(row, "currency")?,
-            position: row.try_get("position")?,
-            recorded_at: utc(row, "recorded_at")?,
-        })
+impl From<TransactionRow> for TransactionView {
+    fn from(row: TransactionRow) -> Self {
+        Self {
+            transaction_id: row.transaction_id,
+            kind: row.kind,
+            from_user_id: row.from_user_id,
+            to_user_id: row.to_user_id,
+            user_id: row.user_id,
+            amount: row.amount,
+            currency: row.currency,
+            position: row.position,
+            recorded_at: row.recorded_at,
+        }
     }
+}
 
+impl TransactionView {
     fn involves(&self, user: Uuid) -> bool {
         [self.user_id, self.from_user_id, self.to_user_id].contains(&Some(user))
     }
@@ -199,12 +196,8 @@ async fn select_one(
     conn: &mut MySqlConnection,
     id: TransactionId,
 ) -> Result<Option<TransactionView>, ApiError> {
-    let sql = format!("SELECT {COLUMNS} FROM transactions_view WHERE transaction_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(id.as_uuid())
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.as_ref().map(TransactionView::decode).transpose()?)
+    let row = read_model::select_transaction(conn, id.as_uuid()).await?;
+    Ok(row.map(TransactionView::from))
 }
 
 /// Newest first by `(position, transaction_id)`, strictly after `after`.
@@ -225,11 +218,13 @@ async fn select_page(
     };
     let order = "ORDER BY position DESC, transaction_id DESC LIMIT ?";
     let sql = match party {
-        None => format!("SELECT {COLUMNS} FROM transactions_view WHERE {keyset} {order}"),
+        None => {
+            format!("SELECT {TRANSACTION_COLUMNS} FROM `{TRANSACTIONS}` WHERE {keyset} {order}")
+        }
         Some(_) => {
             let branch = |column: &str| {
                 format!(
-                    "(SELECT {COLUMNS} FROM transactions_view WHERE {column} = ? AND {keyset} {order})"
+                    "(SELECT {TRANSACTION_COLUMNS} FROM `{TRANSACTIONS}` WHERE {column} = ? AND {keyset} {order})"
                 )
             };
             format!(
@@ -260,6 +255,6 @@ async fn select_page(
     let rows = query.fetch_all(conn).await?;
     Ok(rows
         .iter()
-        .map(TransactionView::decode)
+        .map(|row| TransactionRow::decode(row).map(TransactionView::from))
         .collect::<Result<_, _>>()?)
 }

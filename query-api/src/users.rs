@@ -11,14 +11,13 @@ use axum::response::Response;
 use futures_util::future::try_join_all;
 use ledger::UserId;
 use platform::{Principal, Role};
+use read_model::{UserRow, USERS, USER_COLUMNS};
 use serde::Serialize;
-use sqlx::mysql::MySqlRow;
 use sqlx::MySqlConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::columns::{optional_text, text, utc};
 use crate::cursor::UserCursor;
 use crate::error::ApiError;
 use crate::params::{IfNoneMatch, MinPosition, Params, UserPath};
@@ -29,42 +28,10 @@ use crate::state::AppState;
 pub(crate) const DEFAULT_LIMIT: u32 = 50;
 pub(crate) const MAX_LIMIT: u32 = 200;
 
-const USER_COLUMNS: &str = "user_id, email_ciphertext, display_name_ciphertext, status, erased, \
-    version, created_at, updated_at";
-
-/// A `users_view` row as read; personal data still sealed. What the cache holds.
-#[derive(Debug, Clone)]
-pub(crate) struct UserRow {
-    user_id: Uuid,
-    email_ciphertext: Option<String>,
-    display_name_ciphertext: Option<String>,
-    status: String,
-    erased: bool,
-    version: u64,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-}
-
-impl UserRow {
-    fn decode(row: &MySqlRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row;
-        Ok(Self {
-            user_id: row.try_get("user_id")?,
-            email_ciphertext: optional_text(row, "email_ciphertext")?,
-            display_name_ciphertext: optional_text(row, "display_name_ciphertext")?,
-            status: text(row, "status")?,
-            erased: row.try_get("erased")?,
-            version: row.try_get("version")?,
-            created_at: utc(row, "created_at")?,
-            updated_at: utc(row, "updated_at")?,
-        })
-    }
-
-    fn cursor(&self) -> UserCursor {
-        UserCursor {
-            created_at: self.created_at,
-            user_id: self.user_id,
-        }
+fn cursor(row: &UserRow) -> UserCursor {
+    UserCursor {
+        created_at: row.created_at,
+        user_id: row.user_id,
     }
 }
 
@@ -141,7 +108,7 @@ pub(crate) async fn list_users(
     .await?;
     let next_cursor = if rows.len() > limit.as_usize() {
         rows.truncate(limit.as_usize());
-        rows.last().map(|row| row.cursor().encode())
+        rows.last().map(|row| cursor(row).encode())
     } else {
         None
     };
@@ -221,12 +188,7 @@ async fn view(state: &AppState, row: &UserRow) -> Result<UserView, ApiError> {
 }
 
 async fn select_one(conn: &mut MySqlConnection, id: UserId) -> Result<Option<UserRow>, ApiError> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users_view WHERE user_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(id.as_uuid())
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.as_ref().map(UserRow::decode).transpose()?)
+    Ok(read_model::select_user(conn, id.as_uuid()).await?)
 }
 
 /// Newest first by `(created_at, user_id)`, strictly after `after`.
@@ -249,7 +211,7 @@ async fn select_page(
         format!("WHERE {}", conditions.join(" AND "))
     };
     let sql = format!(
-        "SELECT {USER_COLUMNS} FROM users_view {filter} \
+        "SELECT {USER_COLUMNS} FROM `{USERS}` {filter} \
          ORDER BY created_at DESC, user_id DESC LIMIT ?"
     );
     let mut query = sqlx::query(&sql);

@@ -26,6 +26,7 @@ use std::time::Duration;
 use event_store::EventStore;
 use platform::prometheus_client::metrics::gauge::Gauge;
 use platform::Metrics;
+use read_model::{read_checkpoint, Checkpoint};
 use sqlx::MySqlPool;
 use tokio::sync::{watch, Mutex, Notify};
 use tokio::time::Instant;
@@ -39,17 +40,9 @@ pub const MAX_WAITERS: usize = 1024;
 /// The longest a request waits for `X-Min-Position` (API.md).
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
 
-/// Where the views stand: the checkpoint's generation and position. Ordered by
-/// generation, then position, the order in which the views only ever move.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct At {
-    pub generation: u64,
-    pub position: u64,
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Observed {
-    at: At,
+    at: Checkpoint,
     /// When the row was last read; `None` before the first read.
     read_at: Option<Instant>,
 }
@@ -133,7 +126,7 @@ impl Projection {
     ) -> Self {
         let wake = Arc::new(Notify::new());
         let (observed, _) = watch::channel(Observed {
-            at: At::default(),
+            at: Checkpoint::default(),
             read_at: None,
         });
         let inner = Arc::new(Inner {
@@ -153,7 +146,7 @@ impl Projection {
     }
 
     /// The checkpoint now, give or take one poll interval.
-    pub(crate) async fn current(&self) -> Result<At, ApiError> {
+    pub(crate) async fn current(&self) -> Result<Checkpoint, ApiError> {
         if let Some(at) = self.fresh() {
             return Ok(at);
         }
@@ -164,7 +157,7 @@ impl Projection {
         Ok(self.inner.read().await?)
     }
 
-    fn fresh(&self) -> Option<At> {
+    fn fresh(&self) -> Option<Checkpoint> {
         let seen = *self.inner.observed.borrow();
         let read_at = seen.read_at?;
         (read_at.elapsed() < self.inner.poll_interval).then_some(seen.at)
@@ -172,7 +165,7 @@ impl Projection {
 
     /// Waits until the checkpoint is at least `min` (bounded by the maximum wait) and
     /// returns it; `None` asks for no wait. 503 `projection_lagging` on timeout.
-    pub(crate) async fn reach(&self, min: Option<u64>) -> Result<At, ApiError> {
+    pub(crate) async fn reach(&self, min: Option<u64>) -> Result<Checkpoint, ApiError> {
         let now = self.current().await?;
         let Some(min) = min.filter(|&min| min > now.position) else {
             return Ok(now);
@@ -230,7 +223,7 @@ impl Projection {
     }
 
     /// Publishes what a read of the checkpoint row saw (a view's snapshot).
-    pub(crate) fn observe(&self, at: At) {
+    pub(crate) fn observe(&self, at: Checkpoint) {
         self.inner.observe(at);
     }
 
@@ -275,32 +268,16 @@ fn gauge_value(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Reads `projection`'s checkpoint row on `conn` (0, 0 before the projection wrote one).
-pub(crate) async fn read_checkpoint(
-    conn: &mut sqlx::MySqlConnection,
-    projection: &str,
-) -> Result<At, sqlx::Error> {
-    let found: Option<(u64, u64)> =
-        sqlx::query_as("SELECT generation, position FROM checkpoints WHERE projection = ?")
-            .bind(projection)
-            .fetch_optional(conn)
-            .await?;
-    Ok(found.map_or(At::default(), |(generation, position)| At {
-        generation,
-        position,
-    }))
-}
-
 impl Inner {
     /// Reads the checkpoint row and publishes it; returns the published value (the
     /// highest seen, which a read that finished late may be below).
-    async fn read(&self) -> Result<At, sqlx::Error> {
+    async fn read(&self) -> Result<Checkpoint, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
         let at = read_checkpoint(&mut conn, &self.name).await?;
         Ok(self.observe(at))
     }
 
-    fn observe(&self, at: At) -> At {
+    fn observe(&self, at: Checkpoint) -> Checkpoint {
         let mut published = at;
         self.observed.send_if_modified(|seen| {
             let first = seen.read_at.is_none();

@@ -90,7 +90,7 @@ pub struct Env {
 impl Env {
     pub async fn new() -> Self {
         let db =
-            TestDatabase::with_migrations(&[event_store::migrator(), projector::migrator()]).await;
+            TestDatabase::with_migrations(&[event_store::migrator(), read_model::migrator()]).await;
         let store = db.store().await;
         let pool = db.pool(4).await;
         let broker = TestBroker::new().await;

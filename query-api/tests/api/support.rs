@@ -16,17 +16,10 @@ use ledger::LedgerEvent;
 use platform::{DevKeys, Metrics, Role, TokenPolicy, DEV_AUDIENCE, DEV_ISSUER};
 use query_api::{AppState, PersonalData, Settings};
 use serde_json::Value;
-use sqlx::migrate::Migrator;
 use sqlx::MySqlPool;
 use time::OffsetDateTime;
 use tower::ServiceExt;
 use uuid::Uuid;
-
-/// The projector's read tables, applied beside the event store's and the keyring's sets.
-pub static READ_MODEL: Migrator = Migrator {
-    ignore_missing: true,
-    ..sqlx::migrate!("../migrations/readmodel")
-};
 
 pub const MASTER_KEY: [u8; 32] = [7; 32];
 
@@ -44,8 +37,12 @@ pub struct TestApp {
 }
 
 pub async fn test_database() -> TestDatabase {
-    TestDatabase::with_migrations(&[event_store::migrator(), keyring::migrator(), &READ_MODEL])
-        .await
+    TestDatabase::with_migrations(&[
+        event_store::migrator(),
+        keyring::migrator(),
+        read_model::migrator(),
+    ])
+    .await
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -1,13 +1,30 @@
-//! The read tables, by name, for the projector (their one writer) and for query-api (a
-//! reader). Their columns are defined once, in `migrations/readmodel`; this module says
-//! what the rows mean.
+//! The read model: the tables the projector builds from the log and query-api serves.
+//!
+//! Every other crate names these tables, decodes their rows and reads their checkpoint
+//! through this one, so a column changes in one place:
+//!
+//! - [`TableName`] and [`TableSet`] (`table.rs`): the tables by name, as a type only this
+//!   crate can make (no string from outside becomes an identifier), and the live, rebuild,
+//!   verify and retired sets a rebuild swaps between.
+//! - [`UserRow`], [`BalanceEntry`], [`TransactionRow`] (`rows.rs`): the rows as read,
+//!   with the fixed queries that read them (`sqlx::query_as!`, checked at build time
+//!   against `.sqlx/`, see ADR 0004) and the decoders the dynamic ones use.
+//! - [`Checkpoint`] and [`read_checkpoint`] (`checkpoint.rs`): how far a projection has
+//!   got, the one value that says how fresh every row is.
+//! - [`columns`]: decoding text and times read by column name or index.
+//! - [`literal`]: SQL literals for the projector's multi-row upserts (`event_store`'s,
+//!   the same the append uses).
+//! - [`migrator`]: the `migrations/readmodel` set, which never touches the log.
+//!
+//! What it never does: write a row (the projector is the tables' one writer) or read the
+//! log. Its queries take a connection, so a caller decides the transaction or snapshot.
 //!
 //! | table | key | columns |
 //! |---|---|---|
 //! | [`USERS`] | `user_id` | `email_ciphertext`, `display_name_ciphertext` (NULL once erased), `status` (`active` / `deactivated`), `erased`, `version` (stream version, what `If-Match` compares), `created_at`, `updated_at`, `position` |
 //! | [`BALANCES`] | `user_id`, `currency` | `amount` (minor units), `position` |
 //! | [`TRANSACTIONS`] | `transaction_id` | `type` (`deposit` / `withdrawal` / `transfer`), `user_id` (deposit, withdrawal) or `from_user_id` + `to_user_id` (transfer), `amount`, `currency`, `position` (of the transaction's first event), `recorded_at` |
-//! | [`CHECKPOINTS`] | `projection` | `position`: every event up to it is in the tables above, nothing after; `updated_at` |
+//! | [`CHECKPOINTS`] | `projection` | `position`: every event up to it is in the tables above, nothing after; `generation` (bumped by each rebuild's swap); `updated_at` |
 //! | [`PARKED_EVENTS`] | `projection`, `position` | `event_id`, `event_type`, `reason`, `parked_at`: poison an operator told the projection to skip |
 //! | [`RELAY_EPOCHS_SEEN`] | `projection` | `epoch`: the highest relay epoch the projection accepted a message of; older ones are dropped (ADR 0013); `updated_at` |
 //!
@@ -23,23 +40,25 @@
 //! checkpoint N sees every row as of N. `projector rebuild` replaces all of them at once
 //! (one `RENAME TABLE`); readers never see a half-built table.
 
+mod checkpoint;
+pub mod columns;
+mod rows;
+mod table;
+
+pub use checkpoint::{read_checkpoint, Checkpoint};
+pub use event_store::literal;
+pub use rows::{
+    select_balances, select_transaction, select_user, BalanceEntry, TransactionRow, UserRow,
+    TRANSACTION_COLUMNS, USER_COLUMNS,
+};
+pub use table::{
+    TableName, TableSet, BALANCES, CHECKPOINTS, PARKED_EVENTS, RELAY_EPOCHS_SEEN, TRANSACTIONS,
+    USERS,
+};
+
 use sqlx::migrate::Migrator;
 
-/// Users as of their stream's last event.
-pub const USERS: &str = "users_view";
-/// Balances per user and currency.
-pub const BALANCES: &str = "balances_view";
-/// One row per deposit, withdrawal or transfer.
-pub const TRANSACTIONS: &str = "transactions_view";
-/// How far each projection has got.
-pub const CHECKPOINTS: &str = "checkpoints";
-/// Positions an operator parked (skipped on purpose).
-pub const PARKED_EVENTS: &str = "parked_events";
-/// The highest relay epoch each projection has seen. Like [`PARKED_EVENTS`], never
-/// swapped by a rebuild.
-pub const RELAY_EPOCHS_SEEN: &str = "relay_epochs_seen";
-
-/// The projection the tables above belong to, and the default `PROJECTION`.
+/// The projection the tables belong to, and the default `PROJECTION`.
 pub const DEFAULT_PROJECTION: &str = "main";
 
 // Several migration sets share one database's `_sqlx_migrations` (the event store's, the
@@ -52,39 +71,4 @@ static MIGRATOR: Migrator = Migrator {
 /// The `migrations/readmodel` set, embedded at build time. It never touches the log.
 pub fn migrator() -> &'static Migrator {
     &MIGRATOR
-}
-
-/// The names of one set of read tables: the live ones, or a rebuild's or a verify's
-/// copies (`users_view_rebuild`, ...), which have the live tables' definitions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TableSet {
-    pub users: String,
-    pub balances: String,
-    pub transactions: String,
-    pub checkpoints: String,
-}
-
-impl TableSet {
-    pub fn live() -> Self {
-        Self::with_suffix("")
-    }
-
-    pub fn with_suffix(suffix: &str) -> Self {
-        Self {
-            users: format!("{USERS}{suffix}"),
-            balances: format!("{BALANCES}{suffix}"),
-            transactions: format!("{TRANSACTIONS}{suffix}"),
-            checkpoints: format!("{CHECKPOINTS}{suffix}"),
-        }
-    }
-
-    /// The four names; the checkpoint last, as a rebuild swaps them.
-    pub fn names(&self) -> [&str; 4] {
-        [
-            &self.users,
-            &self.balances,
-            &self.transactions,
-            &self.checkpoints,
-        ]
-    }
 }
