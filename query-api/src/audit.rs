@@ -133,6 +133,8 @@ pub(crate) struct HistoricBalances {
 
 /// The event log in position order.
 #[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit",
+    // `list_events` names `/api/v1/events`; an operation id is unique in a document.
+    operation_id = "list_audit_events",
     params(
         ("after" = Option<u64>, Query, description = "Events after this position (default 0: from the start)"),
         ("limit" = Option<u32>, Query, description = "Page size, 1–1000 (default 100)"),

@@ -5,20 +5,46 @@
 //
 // The parsing and position bookkeeping are pure functions (tested in api.test.ts); the
 // `ApiClient` class only wires them to `fetch`.
+//
+// The request and answer types are the services' own: generated from their OpenAPI
+// documents into `api/*.gen.ts` (see "wire types" below).
+
+import type * as Command from './api/command.gen';
+import type * as Query from './api/query.gen';
 
 export type Role = 'admin' | 'user' | 'service' | 'auditor';
 export const ROLES: readonly Role[] = ['admin', 'user', 'service', 'auditor'];
 
-export const CURRENCIES = ['EUR', 'USD', 'GBP', 'CHF', 'JPY'] as const;
-export type Currency = string;
-
 // ---------------------------------------------------------------- wire types
+//
+// Every request and answer type below is read from the services' own OpenAPI documents:
+// `api/command.gen.ts` and `api/query.gen.ts` are generated from `ui/openapi/*.json`
+// (`npm run gen:api`), which are what command-api and query-api serve at `/openapi.json`.
+// Nothing here restates a field; a change in a service shows up as a type error.
 
-export interface FieldProblem {
-  field: string;
-  code: string;
-  message: string;
-}
+type CommandOp = Command.operations;
+type QueryOp = Query.operations;
+
+/** The JSON body an operation answers with `status`. */
+type Answer<Op extends { responses: object }, Status extends keyof Op['responses']> =
+  Op['responses'][Status] extends { content: { 'application/json': infer T } } ? T : never;
+
+/** The JSON body an operation takes. */
+type Body<Op extends { requestBody?: unknown }> =
+  NonNullable<Op['requestBody']> extends { content: { 'application/json': infer T } } ? T : never;
+
+/** An operation's query parameters; `null` or `undefined` leaves one out. */
+type QueryOf<Op extends { parameters: { query?: object } }> = {
+  [K in keyof NonNullable<Op['parameters']['query']>]?: NonNullable<Op['parameters']['query']>[K] | null;
+};
+
+/** The currencies command-api takes (its default `CURRENCIES`, as its document lists them). */
+export type Currency = Body<CommandOp['record_transaction']>['currency'];
+// Offered in this order; `satisfies` fails the type check when the document adds or drops one.
+const OFFERED = { EUR: true, USD: true, GBP: true, CHF: true, JPY: true } satisfies Record<Currency, true>;
+export const CURRENCIES = Object.keys(OFFERED) as readonly Currency[];
+
+export type FieldProblem = Query.components['schemas']['FieldProblemDoc'];
 
 /** An RFC 9457 problem, normalised: every field present even if the server left one out. */
 export interface Problem {
@@ -34,119 +60,42 @@ export interface Problem {
   correlationId?: string;
 }
 
-export interface Page<T> {
-  items: T[];
-  next_cursor: string | null;
-}
-
-export interface User {
-  user_id: string;
-  email: string | null;
-  display_name: string | null;
-  status: 'active' | 'deactivated';
-  erased: boolean;
-  version: number;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface Balance {
-  currency: Currency;
-  amount: number;
-}
-
-export interface Balances {
-  user_id: string;
-  balances: Balance[];
-}
-
-export type TransactionType = 'deposit' | 'withdrawal' | 'transfer';
-
-export interface Transaction {
-  transaction_id: string;
-  type: TransactionType;
-  from_user_id: string | null;
-  to_user_id: string | null;
-  user_id: string | null;
-  amount: number;
-  currency: Currency;
-  position: number;
-  recorded_at: string;
-}
-
-export interface AuditEvent {
-  position: number;
-  event_id: string;
-  stream_id: string;
-  stream_version: number;
-  event_type: string;
-  schema_version: number;
-  data: unknown;
-  metadata: unknown;
-  recorded_at: string;
-  prev_hash: string;
-  hash: string;
-}
-
-export interface AuditEventsPage {
-  items: AuditEvent[];
-  next_after: number | null;
-}
-
-export interface Verification {
-  ok: boolean;
-  checked: number;
-  head_position: number | null;
-  head_hash: string | null;
-  first_bad_position: number | null;
-}
-
-/** What every successful command answers: at least the position it was committed at. */
-/** A webhook subscription (command-api, `/api/v1/subscriptions`). */
-export interface Subscription {
-  name: string;
-  url: string;
-  types: string[];
-  status: 'active' | 'paused';
-  delivered_position: number;
-  head_position: number;
-  lag: number;
-  parked: number;
-  last_error: string | null;
-}
-
-/** The answer to making a subscription: the only time its secret is shown. */
-export interface CreatedSubscription {
-  name: string;
-  url: string;
-  types: string[];
-  after: number;
-  secret: string;
-  status: 'active' | 'paused';
-}
-
+export type UserPage = Answer<QueryOp['list_users'], 200>;
+export type User = Answer<QueryOp['get_user'], 200>;
+export type Balances = Answer<QueryOp['get_balances'], 200>;
+export type Balance = Balances['balances'][number];
+export type TransactionPage = Answer<QueryOp['list_transactions'], 200>;
+export type Transaction = Answer<QueryOp['get_transaction'], 200>;
+export type AuditEventsPage = Answer<QueryOp['list_audit_events'], 200>;
+export type AuditEvent = AuditEventsPage['items'][number];
+export type Verification = Answer<QueryOp['verify'], 200>;
+export type HistoricBalances = Answer<QueryOp['historic_balances'], 200>;
+type HistoricQuery = Required<NonNullable<QueryOp['historic_balances']['parameters']['query']>>;
+/** The point in the past `auditBalances` replays to: a time or a log position. */
+export type HistoricAt = Pick<HistoricQuery, 'as_of'> | Pick<HistoricQuery, 'at_position'>;
 /** query-api's `/api/v1/operations`: the pipeline at a glance (admin). */
-export interface OperationsStatus {
-  head_position: number;
-  relays: { name: string; position: number; lag: number; epoch: number }[];
-  projection: { name: string; position: number; lag: number };
-  parked: { position: number; event_type: string | null; reason: string; parked_at: string }[];
-  subscriptions_open: number;
-}
+export type OperationsStatus = Answer<QueryOp['status'], 200>;
 
-export interface CommandAnswer {
-  position: number;
-  version?: number;
-  user_id?: string;
-  transaction_id?: string;
-  status?: string;
-  [key: string]: unknown;
-}
+/** Webhook subscriptions (command-api, `/api/v1/subscriptions`). */
+export type SubscriptionList = Answer<CommandOp['list_subscriptions'], 200>;
+export type Subscription = Answer<CommandOp['get_subscription'], 200>;
+/** The answer to making a subscription: the only time its secret is shown. */
+export type CreatedSubscription = Answer<CommandOp['create_subscription'], 201>;
+export type NewSubscription = Body<CommandOp['create_subscription']>;
 
-export type TransactionCommand =
-  | { type: 'deposit'; user_id: string; amount: number; currency: Currency }
-  | { type: 'withdrawal'; user_id: string; amount: number; currency: Currency }
-  | { type: 'transfer'; from_user_id: string; to_user_id: string; amount: number; currency: Currency };
+export type RegisterUser = Body<CommandOp['register_user']>;
+export type UpdateProfile = Body<CommandOp['update_profile']>;
+export type TransactionCommand = Body<CommandOp['record_transaction']>;
+
+type UserWritten = Answer<CommandOp['register_user'], 201>;
+type TransactionWritten = Answer<CommandOp['record_transaction'], 201>;
+
+/**
+ * What every successful command answers, made whole: a user command's or a transaction's
+ * answer, with `position` always set (from `X-Position` when the body has none) and
+ * `version` from the `ETag` when the body has none.
+ */
+export type CommandAnswer = Partial<UserWritten & TransactionWritten> & { position: number };
 
 // ---------------------------------------------------------------- problem parsing
 
@@ -539,16 +488,17 @@ export class ApiClient {
 
   // ---- commands
 
-  registerUser(body: { user_id?: string; email: string; display_name: string }, opts: RequestOptions = {}) {
+  registerUser(body: RegisterUser, opts: RequestOptions = {}) {
     return this.command('POST', '/api/v1/users', body, opts);
   }
 
-  updateProfile(id: string, version: number, body: { email?: string; display_name?: string }, opts: RequestOptions = {}) {
+  updateProfile(id: string, version: number, body: UpdateProfile, opts: RequestOptions = {}) {
     return this.command('PATCH', `/api/v1/users/${encodeURIComponent(id)}`, body, { ...opts, ifMatch: version });
   }
 
   deactivateUser(id: string, reason: string | undefined, opts: RequestOptions = {}) {
-    return this.command('POST', `/api/v1/users/${encodeURIComponent(id)}/deactivate`, reason ? { reason } : {}, opts);
+    const body: Body<CommandOp['deactivate_user']> = reason ? { reason } : {};
+    return this.command('POST', `/api/v1/users/${encodeURIComponent(id)}/deactivate`, body, opts);
   }
 
   erasePersonalData(id: string, opts: RequestOptions = {}) {
@@ -561,8 +511,8 @@ export class ApiClient {
 
   // ---- views (each sends X-Min-Position when there is a write it has not yet seen)
 
-  async listUsers(q: { limit?: number; cursor?: string | null } = {}, opts: RequestOptions = {}) {
-    return this.request<Page<User>>('GET', '/api/v1/users', { ...opts, query: { limit: q.limit, cursor: q.cursor } });
+  async listUsers(q: QueryOf<QueryOp['list_users']> = {}, opts: RequestOptions = {}) {
+    return this.request<UserPage>('GET', '/api/v1/users', { ...opts, query: { limit: q.limit, cursor: q.cursor } });
   }
 
   async getUser(id: string, opts: RequestOptions = {}) {
@@ -573,8 +523,8 @@ export class ApiClient {
     return this.request<Balances>('GET', `/api/v1/users/${encodeURIComponent(id)}/balances`, opts);
   }
 
-  async listTransactions(q: { user_id?: string; limit?: number; cursor?: string | null }, opts: RequestOptions = {}) {
-    return this.request<Page<Transaction>>('GET', '/api/v1/transactions', {
+  async listTransactions(q: QueryOf<QueryOp['list_transactions']>, opts: RequestOptions = {}) {
+    return this.request<TransactionPage>('GET', '/api/v1/transactions', {
       ...opts,
       query: { user_id: q.user_id, limit: q.limit, cursor: q.cursor },
     });
@@ -587,7 +537,7 @@ export class ApiClient {
   // ---- audit (auditor, admin): these read the event log itself, where a committed write
   // already is, so they never wait for the projection (minPosition 0 sends no header).
 
-  async auditEvents(q: { after?: number | null; limit?: number; stream?: string }, opts: RequestOptions = {}) {
+  async auditEvents(q: QueryOf<QueryOp['list_audit_events']>, opts: RequestOptions = {}) {
     const res = await this.request<AuditEventsPage>('GET', '/api/v1/audit/events', {
       minPosition: 0,
       ...opts,
@@ -595,7 +545,7 @@ export class ApiClient {
     });
     const items = res.data?.items ?? [];
     if (items.length > 0 && !q.stream) {
-      const full = q.limit !== undefined && items.length >= q.limit;
+      const full = q.limit != null && items.length >= q.limit;
       this.positions.report({ logHead: items[items.length - 1].position, logHeadIsLowerBound: full });
     }
     return res;
@@ -609,8 +559,8 @@ export class ApiClient {
     return res;
   }
 
-  async auditBalances(id: string, at: { as_of: string } | { at_position: number }, opts: RequestOptions = {}) {
-    return this.request<Balances>('GET', `/api/v1/audit/users/${encodeURIComponent(id)}/balances`, {
+  async auditBalances(id: string, at: HistoricAt, opts: RequestOptions = {}) {
+    return this.request<HistoricBalances>('GET', `/api/v1/audit/users/${encodeURIComponent(id)}/balances`, {
       minPosition: 0,
       ...opts,
       query: 'as_of' in at ? { as_of: at.as_of } : { at_position: at.at_position },
@@ -622,10 +572,10 @@ export class ApiClient {
   // Neither is a view of the projection, so no read waits for it (minPosition 0).
 
   async listSubscriptions(opts: RequestOptions = {}) {
-    return this.request<{ items: Subscription[] }>('GET', '/api/v1/subscriptions', { minPosition: 0, ...opts });
+    return this.request<SubscriptionList>('GET', '/api/v1/subscriptions', { minPosition: 0, ...opts });
   }
 
-  async createSubscription(body: { name: string; url: string; types?: string[]; after?: number }, opts: RequestOptions = {}) {
+  async createSubscription(body: NewSubscription, opts: RequestOptions = {}) {
     return this.request<CreatedSubscription>('POST', '/api/v1/subscriptions', { ...opts, body });
   }
 

@@ -1,4 +1,5 @@
-//! The browser side: npm packages, the UI build, the UI's tests, the gateway (nginx) and
+//! The browser side: npm packages, the UI build, the UI's tests (with the check of its
+//! types generated from the services' OpenAPI documents), the gateway (nginx) and
 //! Chromium for the end-to-end test. Installs what a fresh machine lacks (npm packages;
 //! nginx and Chromium from Debian's packages) and names what it cannot install.
 
@@ -92,8 +93,24 @@ pub fn build_ui() -> anyhow::Result<()> {
     )
 }
 
+/// The UI's suite: its API types are the ones its copies of the services' OpenAPI
+/// documents generate (the services' own tests check the copies against what they serve),
+/// it type-checks against them, and its unit tests pass.
 pub fn ui_unit_tests() -> anyhow::Result<()> {
     ensure_ui_packages()?;
+    run(
+        Command::new("npm")
+            .args(["run", "--silent", "check:api"])
+            .current_dir(ui_dir()),
+        "the check of ui/src/api/*.gen.ts against ui/openapi/*.json \
+         (npm run check:api; `npm run gen:api` in ui/ refreshes both)",
+    )?;
+    run(
+        Command::new("npm")
+            .args(["run", "--silent", "typecheck"])
+            .current_dir(ui_dir()),
+        "the UI's type check (npm run typecheck)",
+    )?;
     run(
         Command::new("npm").args(["test"]).current_dir(ui_dir()),
         "the UI's unit tests (npm test)",

@@ -98,3 +98,49 @@ async fn the_document_says_what_the_service_takes() {
         1
     );
 }
+
+/// The UI's types are generated from a checked-in copy of this document
+/// (`ui/openapi/query-api.json`): it must be the one served, field for field.
+#[tokio::test]
+async fn the_ui_types_come_from_the_served_document() {
+    let app = spawn_app().await;
+    let served = app.send(Req::get("/openapi.json")).await.json();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/openapi/query-api.json");
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("reading {file}: {e}"));
+    let copy: serde_json::Value = serde_json::from_str(&text).unwrap();
+    if let Some(at) = first_difference(&served, &copy, String::new()) {
+        panic!(
+            "ui/openapi/query-api.json is not the document query-api serves (first difference at \
+             {at}): refresh it and the UI's types with `npm run gen:api` in ui/, and commit both"
+        );
+    }
+}
+
+/// The JSON pointer of the first place where `a` and `b` differ, if any.
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value::{Array, Object};
+    match (a, b) {
+        (Object(a), Object(b)) => a
+            .keys()
+            .chain(b.keys().filter(|k| !a.contains_key(*k)))
+            .find_map(|k| {
+                let here = format!("{at}/{}", pointer_token(k));
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => first_difference(x, y, here),
+                    _ => Some(here),
+                }
+            }),
+        (Array(a), Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| first_difference(x, y, format!("{at}/{i}"))),
+        _ if a == b => None,
+        _ => Some(if at.is_empty() { "/".to_owned() } else { at }),
+    }
+}
+
+/// A key as a JSON pointer writes it (RFC 6901: `~` as `~0`, `/` as `~1`).
+fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}

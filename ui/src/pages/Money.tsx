@@ -1,5 +1,5 @@
 import { useEffect, useState, type FormEvent } from 'react';
-import { CURRENCIES, type CommandAnswer, type TransactionCommand } from '../api';
+import { CURRENCIES, type CommandAnswer, type Currency, type TransactionCommand } from '../api';
 import { BalancesTable } from '../components/BalancesTable';
 import { SelectField, TextField } from '../components/Field';
 import { Link } from '../components/Link';
@@ -33,7 +33,7 @@ export function MoneyPage({ initialUserId }: { initialUserId?: string }) {
   const [userId, setUserId] = useState(self ?? initialUserId ?? '');
   const [toUserId, setToUserId] = useState('');
   const [amount, setAmount] = useState('');
-  const [currency, setCurrency] = useState<string>('EUR');
+  const [currency, setCurrency] = useState<Currency>('EUR');
   const [local, setLocal] = useState<Record<string, string>>({});
   const [done, setDone] = useState<Done | null>(null);
   const cmd = useCommand();
@@ -155,7 +155,7 @@ export function MoneyPage({ initialUserId }: { initialUserId?: string }) {
               error={err('amount')}
               hint={exp === 0 ? `Whole ${currency}.` : `In ${currency}, up to ${exp} decimals (e.g. 12.50).`}
             />
-            <SelectField id="currency" label="Currency" value={currency} onChange={(e) => setCurrency(e.target.value)} error={err('currency')}>
+            <SelectField id="currency" label="Currency" value={currency} onChange={(e) => setCurrency(CURRENCIES.find((c) => c === e.target.value) ?? currency)} error={err('currency')}>
               {CURRENCIES.map((c) => (
                 <option key={c} value={c}>
                   {c}
