@@ -27,8 +27,8 @@ use sqlx::mysql::MySqlConnectOptions;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::bench::{percentile_ms, round2, write_report, BenchArgs, BenchDatabase};
-use crate::bench_commands::{build_release, spawn_release, wait_listening, BenchKeys};
+use super::release::{build_release, spawn_release, wait_listening, BenchKeys};
+use super::{percentile_ms, round2, write_report, BenchArgs, BenchDatabase};
 use crate::database::DbArgs;
 
 const QUERY_ADDR: &str = "127.0.0.1:18092";
@@ -55,7 +55,7 @@ struct Report {
     webhook_deliveries_per_s: f64,
 }
 
-pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let root = crate::stack::workspace_root();
     build_release(&root, &["-p", "query-api"])?;
     build_release(&root, &["-p", "webhooks", "--features", "deliverer"])?;
@@ -105,11 +105,11 @@ async fn measure(
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..Report::default()
     };
-    let bench = crate::history::Bench::prepare(options).await?;
+    let bench = super::history::Bench::prepare(options).await?;
     eprintln!("writing a history of {} events …", args.events);
     let users = (args.events / 500).clamp(200, 5_000);
     let head =
-        crate::history::write(&bench.store, &bench.keys, users, args.events, &mut |_| {}).await?;
+        super::history::write(&bench.store, &bench.keys, users, args.events, &mut |_| {}).await?;
     report.events = head;
 
     eprintln!("read_all over the log …");

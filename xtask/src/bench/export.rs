@@ -25,9 +25,9 @@ use hash_chain::{Jwks, SignedAnchor, SigningKey};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use crate::bench::{median, round2, write_report, BenchArgs, BenchDatabase};
-use crate::bench_commands::{build_release, spawn_release, wait_listening, BenchKeys};
-use crate::bench_pipeline::peak_memory_mib;
+use super::pipeline::peak_memory_mib;
+use super::release::{build_release, spawn_release, wait_listening, BenchKeys};
+use super::{median, round2, write_report, BenchArgs, BenchDatabase};
 use crate::database::DbArgs;
 
 /// A port of its own: other benchmarks' query-api may be on 18082.
@@ -61,7 +61,7 @@ struct Report {
     restore_verify_seconds: f64,
 }
 
-pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let root = crate::stack::workspace_root();
     build_release(&root, &["-p", "query-api", "-p", "audit"])?;
     let bench_db = BenchDatabase::create(db).await?;
@@ -134,10 +134,10 @@ async fn measure(
     work: &Path,
     args: &BenchArgs,
 ) -> anyhow::Result<Report> {
-    let bench = crate::history::Bench::prepare(&bench_db.options).await?;
+    let bench = super::history::Bench::prepare(&bench_db.options).await?;
     eprintln!("writing a history of {} events …", args.events);
     let mut last = Instant::now();
-    let head = crate::history::write(&bench.store, &bench.keys, 2_000, args.events, &mut |n| {
+    let head = super::history::write(&bench.store, &bench.keys, 2_000, args.events, &mut |n| {
         if last.elapsed() > Duration::from_secs(5) {
             eprintln!("  {n} events");
             last = Instant::now();
