@@ -18,6 +18,7 @@
 //! | `broker` | the relay's and the projector's broker accounts |
 //! | `stack` | runs the services of `dev` with prefixed logs; stops them together |
 //! | `frontend` | npm, the UI build and tests, the gateway, Chromium |
+//! | `http` | the HTTP client settings for the services on loopback (reqwest) |
 //! | `seed` | the `dev --seed` data set: its plan and the run that sends it |
 //! | `e2e` | the end-to-end test of the whole stack in Chromium |
 //! | `e2e_oidc` | the end-to-end test of OpenID Connect sign-in |
@@ -35,6 +36,7 @@ mod database;
 mod e2e;
 mod e2e_oidc;
 mod frontend;
+mod http;
 mod mariadb_tools;
 mod ops;
 mod restore;

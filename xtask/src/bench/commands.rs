@@ -99,7 +99,7 @@ async fn measure(
 /// Registers `n` users through the API and funds each with 1,000,000.00 EUR.
 pub(crate) async fn funded_users(addr: &str, token: &str, n: usize) -> anyhow::Result<Vec<String>> {
     let mut users = Vec::with_capacity(n);
-    let mut client = Client::connect(addr).await?;
+    let client = Client::connect(addr)?;
     for i in 0..n {
         let body = format!(
             r#"{{"email":"bench-{i}-{}@example.com","display_name":"Bench {i}"}}"#,
@@ -152,7 +152,7 @@ pub(crate) async fn closed_loop(
         let addr = addr.to_owned();
         let window = window.clone();
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(&addr).await?;
+            let client = Client::connect(&addr)?;
             let mut lat = Vec::new();
             let mut i = 0u64;
             while let Some(measured) = window.next() {

@@ -523,8 +523,8 @@ async fn paced_run(
         let token = token.to_owned();
         let window = window.clone();
         tasks.push(tokio::spawn(async move {
-            let mut commands = Client::connect(COMMAND_ADDR).await?;
-            let mut queries = Client::connect(QUERY_ADDR).await?;
+            let commands = Client::connect(COMMAND_ADDR)?;
+            let queries = Client::connect(QUERY_ADDR)?;
             let me = users[2 * c].clone();
             let mut lat = Vec::new();
             let mut command_lat = Vec::new();
@@ -560,7 +560,7 @@ async fn paced_run(
                         "GET",
                         &format!("/api/v1/users/{me}/balances"),
                         &token,
-                        &format!("X-Min-Position: {position}\r\n"),
+                        &[("X-Min-Position", &position.to_string())],
                         "",
                     )
                     .await?;

@@ -191,7 +191,7 @@ async fn reads(token: &str, users: &[String], seconds: f64) -> anyhow::Result<su
         let token = token.to_owned();
         let window = window.clone();
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(QUERY_ADDR).await?;
+            let client = Client::connect(QUERY_ADDR)?;
             let mut lat = Vec::new();
             let mut i = c;
             while let Some(measured) = window.next() {

@@ -143,11 +143,12 @@ pub(super) fn check_metric_references(scraped_metrics_text: &str) -> anyhow::Res
 /// service's metrics may register a moment after it reports ready.
 pub(crate) async fn check_live_metrics() -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let client = crate::http::client()?;
     loop {
         let mut text = String::new();
         for addr in LIVE_METRICS {
             text.push_str(
-                &scrape(addr)
+                &scrape(&client, addr)
                     .await
                     .with_context(|| format!("scraping {addr}/metrics"))?,
             );
@@ -165,24 +166,14 @@ pub(crate) async fn check_live_metrics() -> anyhow::Result<()> {
     }
 }
 
-/// `GET /metrics` over HTTP/1.0 (the server closes the connection after the body).
-async fn scrape(addr: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let io = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        anyhow::Ok(answer)
-    };
-    let answer = tokio::time::timeout(Duration::from_secs(5), io)
-        .await
-        .context("timed out")??;
-    let answer = String::from_utf8(answer).context("not UTF-8")?;
-    let (head, body) = answer.split_once("\r\n\r\n").context("no HTTP header")?;
-    let status = head.split_whitespace().nth(1).unwrap_or_default();
-    ensure!(status == "200", "answered {status}");
-    Ok(body.to_owned())
+/// `GET /metrics` of the service at `addr`, within 5 s.
+async fn scrape(client: &reqwest::Client, addr: &str) -> anyhow::Result<String> {
+    let response = client
+        .get(format!("http://{addr}/metrics"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?;
+    let status = response.status();
+    ensure!(status.is_success(), "answered {}", status.as_u16());
+    Ok(response.text().await?)
 }

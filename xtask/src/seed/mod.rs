@@ -57,7 +57,7 @@ pub async fn seed_dev_stack() -> anyhow::Result<()> {
         "seeding {} commands ({USERS} users, seed {SEED:#x}) through http://127.0.0.1:8081",
         plan.len()
     );
-    let outcome = load(&plan, "127.0.0.1:8081", &token).await?;
+    let outcome = load(&plan, "http://127.0.0.1:8081", &token).await?;
     println!(
         "seeded: {} commands appended, {} already there (a repeated run appends nothing)",
         outcome.appended, outcome.replayed
