@@ -136,14 +136,12 @@ async fn measure(
 ) -> anyhow::Result<Report> {
     let bench = super::history::Bench::prepare(&bench_db.options).await?;
     eprintln!("writing a history of {} events …", args.events);
-    let mut last = Instant::now();
+    let progress = super::history::progress_bar(args.events)?;
     let head = super::history::write(&bench.store, &bench.keys, 2_000, args.events, &mut |n| {
-        if last.elapsed() > Duration::from_secs(5) {
-            eprintln!("  {n} events");
-            last = Instant::now();
-        }
+        progress.set_position(n as u64);
     })
     .await?;
+    progress.finish();
     let mut report = Report {
         benchmark: "export",
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -197,16 +197,13 @@ async fn measure(
         .round();
 
     eprintln!("writing a history of {} events …", args.events);
-    let started = Instant::now();
     let users = (args.events / 500).clamp(200, 5_000);
+    let progress = super::history::progress_bar(args.events)?;
     let head = super::history::write(store, keys, users, args.events, &mut |n| {
-        eprint!(
-            "\r  {n} events, {:.0}/s   ",
-            n as f64 / started.elapsed().as_secs_f64()
-        );
+        progress.set_position(n as u64);
     })
     .await?;
-    eprintln!();
+    progress.finish();
     report.events = head;
 
     eprintln!("rebuild × {} …", args.runs);
