@@ -11,12 +11,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::header::{ACCEPT, USER_AGENT};
-use axum::http::Request;
-use http_body_util::{BodyExt, Empty, Limited};
+use reqwest::header::ACCEPT;
+use reqwest::Url;
 
-use crate::http_client::{self, ExchangeError, HttpTarget, UrlProblem};
+use crate::http_client::{self, ExchangeError, UrlProblem};
 
 /// A JWKS larger than this is refused: real ones are a few KiB.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -25,7 +23,7 @@ const MAX_JWKS_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwksUrl {
     text: String,
-    target: HttpTarget,
+    url: Url,
 }
 
 /// Why a string is not a usable [`JwksUrl`].
@@ -40,7 +38,7 @@ impl FromStr for JwksUrl {
     type Err = InvalidJwksUrl;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let target = HttpTarget::parse_any(s).map_err(|problem| InvalidJwksUrl {
+        let url = http_client::parse_any(s).map_err(|problem| InvalidJwksUrl {
             url: s.to_owned(),
             reason: match problem {
                 UrlProblem::NotHttp => "expected http(s)://host[:port]/path",
@@ -51,20 +49,29 @@ impl FromStr for JwksUrl {
         })?;
         Ok(Self {
             text: s.to_owned(),
-            target,
+            url,
         })
     }
 }
 
 impl JwksUrl {
     pub fn is_https(&self) -> bool {
-        self.target.tls
+        self.url.scheme() == "https"
+    }
+
+    /// `host[:port]` as the URL names it, for messages.
+    fn authority(&self) -> String {
+        let host = self.url.host_str().unwrap_or_default();
+        match self.url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
     }
 }
 
 /// The CA certificates an `https://` JWKS server's certificate is checked against.
 #[derive(Clone)]
-pub struct JwksCa(tokio_rustls::TlsConnector);
+pub struct JwksCa(std::sync::Arc<tokio_rustls::rustls::ClientConfig>);
 
 impl JwksCa {
     /// Every certificate of a PEM file becomes a trust anchor.
@@ -94,9 +101,7 @@ impl JwksCa {
             .map_err(|e| failed(Box::new(e)))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(Self(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
-            config,
-        ))))
+        Ok(Self(std::sync::Arc::new(config)))
     }
 }
 
@@ -108,7 +113,7 @@ impl fmt::Debug for JwksCa {
 
 impl PartialEq for JwksCa {
     fn eq(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(self.0.config(), other.0.config())
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -163,7 +168,7 @@ pub enum FetchError {
     Connect {
         authority: String,
         #[source]
-        source: std::io::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("no complete answer within {0:?}")]
     Timeout(Duration),
@@ -189,34 +194,37 @@ pub(crate) async fn fetch(
 }
 
 async fn fetch_unbounded(url: &JwksUrl, ca: Option<&JwksCa>) -> Result<String, FetchError> {
-    let request = Request::get(url.target.path_and_query.as_str())
-        .header(ACCEPT, "application/json")
-        .header(USER_AGENT, "ledger-platform")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| FetchError::Http(Box::new(e)))?;
-    let sent = match (url.target.tls, ca) {
-        (false, _) => http_client::send(&url.target, request).await,
-        (true, Some(ca)) => http_client::send_tls(&url.target, &ca.0, request).await,
+    let tls = match (url.is_https(), ca) {
+        (false, _) => None,
+        (true, Some(ca)) => Some(&*ca.0),
         (true, None) => return Err(FetchError::NoCa),
     };
-    let response = sent.map_err(|error| match error {
+    let exchange = |error: ExchangeError| match error {
         ExchangeError::Connect(source) => FetchError::Connect {
-            authority: url.target.authority.clone(),
+            authority: url.authority(),
             source,
         },
         ExchangeError::Http(source) => FetchError::Http(source),
-    })?;
+    };
+    // A client per fetch, as there was a connection per fetch: one every few minutes
+    // leaves nothing worth pooling.
+    let client = http_client::client(tls).map_err(exchange)?;
+    let response = client
+        .get(url.url.clone())
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| exchange(e.into()))?;
     if !response.status().is_success() {
         return Err(FetchError::Status {
             status: response.status().as_u16(),
         });
     }
-    let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
-        .collect()
+    let body = http_client::read_limited(response, MAX_JWKS_BYTES)
         .await
-        .map_err(|_| FetchError::Body)?
-        .to_bytes();
-    String::from_utf8(body.to_vec()).map_err(|_| FetchError::Body)
+        .map_err(exchange)?
+        .ok_or(FetchError::Body)?;
+    String::from_utf8(body).map_err(|_| FetchError::Body)
 }
 
 #[cfg(test)]
@@ -229,22 +237,22 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(
-            (url.target.host.as_str(), url.target.port),
-            ("keycloak", 8080)
+            (url.url.host_str(), url.url.port_or_known_default()),
+            (Some("keycloak"), Some(8080))
         );
-        assert_eq!(url.target.authority, "keycloak:8080");
+        assert_eq!(url.authority(), "keycloak:8080");
         assert_eq!(
-            url.target.path_and_query,
+            url.url.path(),
             "/realms/ledger/protocol/openid-connect/certs"
         );
         let url: JwksUrl = "http://idp".parse().unwrap();
         assert_eq!(
-            (url.target.port, url.target.path_and_query.as_str()),
-            (80, "/")
+            (url.url.port_or_known_default(), url.url.path()),
+            (Some(80), "/")
         );
         let url: JwksUrl = "http://[::1]:9000/jwks?x=1".parse().unwrap();
-        assert_eq!((url.target.host.as_str(), url.target.port), ("::1", 9000));
-        assert_eq!(url.target.path_and_query, "/jwks?x=1");
+        assert_eq!(url.authority(), "[::1]:9000");
+        assert_eq!((url.url.path(), url.url.query()), ("/jwks", Some("x=1")));
         assert_eq!(url.to_string(), "http://[::1]:9000/jwks?x=1");
     }
 
@@ -262,6 +270,6 @@ mod tests {
         }
         let url: JwksUrl = "https://idp/certs".parse().unwrap();
         assert!(url.is_https());
-        assert_eq!(url.target.port, 443);
+        assert_eq!(url.url.port_or_known_default(), Some(443));
     }
 }

@@ -13,7 +13,7 @@
 //! | `auth` | [`Authenticator`], [`TokenPolicy`], [`JwksSource`]: JWT validation against a JWKS, algorithm pinned |
 //! | `verified` | tokens already verified (by SHA-256 of the token), re-checked in time on each hit, cleared when keys change |
 //! | `jwks_remote` | [`RemoteJwks`], [`JwksUrl`]: a JWKS fetched from an identity provider over HTTP |
-//! | `http_client` | the crate's one HTTP client: a plain `http://` target, one HTTP/1.1 exchange per connection |
+//! | `http_client` | outgoing HTTP on reqwest: the shared URL rules, the client's settings (HTTP/1.1, no redirects, no proxy), size-limited bodies |
 //! | `principal` | [`Principal`], [`Role`]: the caller, its role predicates, the extractor (401 on failure) |
 //! | `dev_keys` | [`DevKeys`]: the dev Ed25519 key in `.dev/`, its JWKS, token minting for tests and xtask |
 //! | `telemetry` | [`init`], [`Telemetry`]: JSON log lines with `service` and the span's `correlation_id` / `trace_id` |

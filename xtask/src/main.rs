@@ -1,32 +1,42 @@
 //! `cargo xtask`: the developer commands. Never shipped in a service binary.
 //!
 //! - `dev`: prepares MariaDB (accounts, databases, migrations) and runs the stack;
-//!   `--seed` then loads a data set through the command API (`seed.rs`).
-//! - `test`: checks the services, prepares the test account and runs every test.
+//!   `--seed` then loads a data set through the command API.
+//! - `test`: checks the services, prepares the test account and runs every suite (Rust,
+//!   UI, operations, end-to-end).
 //! - `migrate`: applies the migration sets to `DATABASE_URL` and grants the writer.
-//! - `bench append`: measures the event store against the machine's raw MariaDB limit.
+//! - `bench`: measures the system against the machine's raw limits.
 //! - `backup` / `restore`: a consistent dump with its binlog position, and a restore
-//!   that is verified, checked against the anchors, cleared of erased keys and rebuilt
-//!   (`backup.rs`, `restore.rs`, `mariadb_tools.rs`).
+//!   that is verified, checked against the anchors, cleared of erased keys and rebuilt.
 //!
-//! `services.rs` finds (and starts) MariaDB and RabbitMQ; `database.rs` makes the
-//! accounts and databases; `broker.rs` the relay's and the projector's broker accounts;
-//! `bench.rs` holds the benchmark.
+//! Modules, one concept each:
+//!
+//! | module | what |
+//! |---|---|
+//! | `services` | finds (and starts) the local MariaDB and RabbitMQ |
+//! | `database` | the MariaDB accounts, databases, grants and migrations |
+//! | `broker` | the relay's and the projector's broker accounts |
+//! | `stack` | runs the services of `dev` with prefixed logs; stops them together |
+//! | `frontend` | npm, the UI build and tests, the gateway, Chromium |
+//! | `http` | the HTTP client settings for the services on loopback (reqwest) |
+//! | `seed` | the `dev --seed` data set: its plan and the run that sends it |
+//! | `e2e` | the end-to-end test of the whole stack in Chromium |
+//! | `e2e_oidc` | the end-to-end test of OpenID Connect sign-in |
+//! | `ops` | the operations checks: Prometheus, Grafana, compose, Dockerfiles, nginx, CI |
+//! | `schemathesis` | `api-fuzz`: Schemathesis against both running APIs |
+//! | `bench` | the benchmarks, each against its raw limit |
+//! | `backup` | `backup`: a consistent dump with its binary-log position |
+//! | `restore` | `restore`: into a fresh database, proved and made safe |
+//! | `mariadb_tools` | MariaDB's command-line tools as backup and restore drive them |
 
 mod backup;
 mod bench;
-mod bench_commands;
-mod bench_export;
-mod bench_pipeline;
-mod bench_subscriptions;
-mod bench_views;
 mod broker;
-mod cpu;
 mod database;
 mod e2e;
 mod e2e_oidc;
 mod frontend;
-mod history;
+mod http;
 mod mariadb_tools;
 mod ops;
 mod restore;

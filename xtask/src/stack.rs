@@ -104,12 +104,13 @@ impl Stack {
     /// Waits until every URL answers 200 (or a service exits).
     pub async fn wait_ready(&mut self, urls: &[&str], limit: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + limit;
+        let client = crate::http::client()?;
         for url in urls {
             loop {
                 if let Some((name, status)) = self.exited() {
                     bail!("{name} exited ({status}) before the stack was ready");
                 }
-                if http_ok(url).await {
+                if http_ok(&client, url).await {
                     break;
                 }
                 if tokio::time::Instant::now() > deadline {
@@ -221,28 +222,14 @@ pub async fn run_then(
     }
 }
 
-/// A plain HTTP/1.1 GET on loopback; true on a 2xx answer.
-async fn http_ok(url: &str) -> bool {
-    use tokio::io::AsyncWriteExt;
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let Ok(Ok(mut stream)) =
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(host)).await
-    else {
-        return false;
-    };
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut status = String::new();
-    let mut reader = BufReader::new(stream);
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut status)).await,
-        Ok(Ok(_))
-    ) && status.split(' ').nth(1).is_some_and(|c| c.starts_with('2'))
+/// A GET; true on a 2xx answer within 2 s.
+async fn http_ok(client: &reqwest::Client, url: &str) -> bool {
+    client
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_ok_and(|response| response.status().is_success())
 }
 
 async fn prefix_lines<R: tokio::io::AsyncRead + Unpin>(

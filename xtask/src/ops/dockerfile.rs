@@ -1,5 +1,8 @@
 //! Dockerfiles, read well enough to check what compose and CI rely on: the stages and
 //! their parents, who each stage runs as, its health check, and what it copies.
+//!
+//! Why not hadolint: it is not packaged in Debian (the suite installs its tools from
+//! Debian's packages), and it lints rather than answering these questions.
 
 use std::path::Path;
 

@@ -1,6 +1,11 @@
 //! Metric names: the ones a PromQL expression refers to, and the ones a `/metrics` text
 //! exports. A small scanner, not a PromQL parser: `promtool` checks the syntax; this only
 //! has to tell metric names from functions, keywords, label names and literals.
+//!
+//! Why not promtool here too: the promtool this suite installs (Debian's prometheus
+//! package, 2.42) has no command that lists the metrics an expression selects or the
+//! names a `/metrics` text exports (`check metrics` only lints it; the `promql`
+//! subcommands came later and are experimental).
 
 use std::collections::BTreeSet;
 

@@ -23,11 +23,11 @@ use anyhow::{bail, Context};
 use event_store::anchor::{AnchorConfig, AnchorSigner};
 use hash_chain::{Jwks, SignedAnchor, SigningKey};
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
-use crate::bench::{median, round2, write_report, BenchArgs, BenchDatabase};
-use crate::bench_commands::{build_release, spawn_release, wait_listening, BenchKeys};
-use crate::bench_pipeline::peak_memory_mib;
+use super::pipeline::peak_memory_mib;
+use super::release::{build_release, spawn_release, wait_listening, BenchKeys};
+use super::{median, round2, write_report, BenchArgs, BenchDatabase};
 use crate::database::DbArgs;
 
 /// A port of its own: other benchmarks' query-api may be on 18082.
@@ -61,7 +61,7 @@ struct Report {
     restore_verify_seconds: f64,
 }
 
-pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let root = crate::stack::workspace_root();
     build_release(&root, &["-p", "query-api", "-p", "audit"])?;
     let bench_db = BenchDatabase::create(db).await?;
@@ -134,16 +134,14 @@ async fn measure(
     work: &Path,
     args: &BenchArgs,
 ) -> anyhow::Result<Report> {
-    let bench = crate::history::Bench::prepare(&bench_db.options).await?;
+    let bench = super::history::Bench::prepare(&bench_db.options).await?;
     eprintln!("writing a history of {} events …", args.events);
-    let mut last = Instant::now();
-    let head = crate::history::write(&bench.store, &bench.keys, 2_000, args.events, &mut |n| {
-        if last.elapsed() > Duration::from_secs(5) {
-            eprintln!("  {n} events");
-            last = Instant::now();
-        }
+    let progress = super::history::progress_bar(args.events)?;
+    let head = super::history::write(&bench.store, &bench.keys, 2_000, args.events, &mut |n| {
+        progress.set_position(n as u64);
     })
     .await?;
+    progress.finish();
     let mut report = Report {
         benchmark: "export",
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -241,9 +239,10 @@ async fn measure(
     )?;
     let exported = async {
         wait_listening(QUERY_ADDR, "query-api").await?;
+        let client = crate::http::client()?;
         let pid = server.id().context("query-api's pid")?;
         // A request that touches the log, so the baseline includes the pools.
-        fetch(&auditor, "/api/v1/audit/export?to=1", None).await?;
+        fetch(&client, &auditor, "/api/v1/audit/export?to=1", None).await?;
         report.query_api_rss_before_mib = resident_mib(pid).unwrap_or(0.0);
         let export_file = work.join("export.ndjson");
         let mut rates = Vec::new();
@@ -251,7 +250,7 @@ async fn measure(
             eprintln!("export run {} …", run + 1);
             let started = Instant::now();
             let keep = (run == 0).then_some(export_file.as_path());
-            let bytes = fetch(&auditor, "/api/v1/audit/export", keep).await?;
+            let bytes = fetch(&client, &auditor, "/api/v1/audit/export", keep).await?;
             let seconds = started.elapsed().as_secs_f64();
             report.export_bytes = bytes;
             rates.push(seconds);
@@ -374,36 +373,22 @@ fn verifier_peak(root: &Path, export: &Path, anchors: &Path, jwks: &Path) -> any
     }
 }
 
-/// `GET path` with HTTP/1.1 over TCP, the body read as it streams (chunked or not);
-/// kept in `keep` if given. Returns the body's bytes.
-async fn fetch(token: &str, path: &str, keep: Option<&Path>) -> anyhow::Result<u64> {
-    let mut stream = tokio::net::TcpStream::connect(QUERY_ADDR).await?;
-    stream
-        .write_all(
-            format!(
-                "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\
-                 Connection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await?;
-    let mut reader = BufReader::with_capacity(1 << 20, stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).await?;
-    if !line.starts_with("HTTP/1.1 200") {
-        bail!("GET {path}: {}", line.trim());
-    }
-    let mut chunked = false;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).await?;
-        let header = line.trim().to_ascii_lowercase();
-        if header.is_empty() {
-            break;
-        }
-        if header == "transfer-encoding: chunked" {
-            chunked = true;
-        }
+/// `GET path` from query-api, the body read as it streams; kept in `keep` if given.
+/// Returns the body's bytes.
+async fn fetch(
+    client: &reqwest::Client,
+    token: &str,
+    path: &str,
+    keep: Option<&Path>,
+) -> anyhow::Result<u64> {
+    let mut response = client
+        .get(format!("http://{QUERY_ADDR}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("GET {path}"))?;
+    if response.status() != reqwest::StatusCode::OK {
+        bail!("GET {path}: {}", response.status());
     }
     let mut out = match keep {
         Some(path) => Some(tokio::io::BufWriter::with_capacity(
@@ -413,43 +398,11 @@ async fn fetch(token: &str, path: &str, keep: Option<&Path>) -> anyhow::Result<u
         None => None,
     };
     let mut total = 0u64;
-    let mut buffer = vec![0u8; 1 << 20];
-    if chunked {
-        loop {
-            line.clear();
-            reader.read_line(&mut line).await?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .with_context(|| format!("a chunk size, not {line:?}"))?;
-            if size == 0 {
-                break;
-            }
-            let mut left = size;
-            let capacity = buffer.len();
-            while left > 0 {
-                let n = reader.read(&mut buffer[..left.min(capacity)]).await?;
-                if n == 0 {
-                    bail!("the export was cut in the middle of a chunk");
-                }
-                if let Some(out) = out.as_mut() {
-                    out.write_all(&buffer[..n]).await?;
-                }
-                left -= n;
-                total += n as u64;
-            }
-            line.clear();
-            reader.read_line(&mut line).await?;
+    while let Some(chunk) = response.chunk().await? {
+        if let Some(out) = out.as_mut() {
+            out.write_all(&chunk).await?;
         }
-    } else {
-        loop {
-            let n = reader.read(&mut buffer).await?;
-            if n == 0 {
-                break;
-            }
-            if let Some(out) = out.as_mut() {
-                out.write_all(&buffer[..n]).await?;
-            }
-            total += n as u64;
-        }
+        total += chunk.len() as u64;
     }
     if let Some(mut out) = out {
         out.flush().await?;

@@ -27,8 +27,8 @@ use sqlx::mysql::MySqlConnectOptions;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::bench::{percentile_ms, round2, write_report, BenchArgs, BenchDatabase};
-use crate::bench_commands::{build_release, spawn_release, wait_listening, BenchKeys};
+use super::release::{build_release, spawn_release, wait_listening, BenchKeys};
+use super::{percentile_ms, round2, write_report, BenchArgs, BenchDatabase};
 use crate::database::DbArgs;
 
 const QUERY_ADDR: &str = "127.0.0.1:18092";
@@ -55,7 +55,7 @@ struct Report {
     webhook_deliveries_per_s: f64,
 }
 
-pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let root = crate::stack::workspace_root();
     build_release(&root, &["-p", "query-api"])?;
     build_release(&root, &["-p", "webhooks", "--features", "deliverer"])?;
@@ -105,11 +105,11 @@ async fn measure(
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..Report::default()
     };
-    let bench = crate::history::Bench::prepare(options).await?;
+    let bench = super::history::Bench::prepare(options).await?;
     eprintln!("writing a history of {} events …", args.events);
     let users = (args.events / 500).clamp(200, 5_000);
     let head =
-        crate::history::write(&bench.store, &bench.keys, users, args.events, &mut |_| {}).await?;
+        super::history::write(&bench.store, &bench.keys, users, args.events, &mut |_| {}).await?;
     report.events = head;
 
     eprintln!("read_all over the log …");
@@ -282,52 +282,57 @@ async fn paced_appends(store: &EventStore, seconds: f64) -> anyhow::Result<HashM
     Ok(committed)
 }
 
-/// A Server-Sent Events client over one TCP connection.
+/// A Server-Sent Events stream from query-api; only the `id:` lines matter here.
 struct SseStream {
-    reader: BufReader<TcpStream>,
+    response: reqwest::Response,
+    /// Received and not yet read, from `start` on.
+    buffer: Vec<u8>,
+    start: usize,
 }
 
 impl SseStream {
     async fn open(token: &str, after: u64) -> anyhow::Result<Self> {
-        let mut conn = TcpStream::connect(QUERY_ADDR).await?;
-        conn.set_nodelay(true)?;
-        let request = format!(
-            "GET /api/v1/events?after={after} HTTP/1.1\r\nHost: {QUERY_ADDR}\r\n\
-             Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
-        );
-        conn.write_all(request.as_bytes()).await?;
-        let mut reader = BufReader::new(conn);
-        let mut line = String::new();
-        reader.read_line(&mut line).await?;
-        if !line.starts_with("HTTP/1.1 200") {
-            bail!("the event stream answered {}", line.trim());
+        let response = crate::http::client()?
+            .get(format!("http://{QUERY_ADDR}/api/v1/events?after={after}"))
+            .bearer_auth(token)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .context("opening the event stream")?;
+        if response.status() != reqwest::StatusCode::OK {
+            bail!("the event stream answered {}", response.status());
         }
-        // The headers end at an empty line.
-        loop {
-            line.clear();
-            reader.read_line(&mut line).await?;
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-        }
-        Ok(Self { reader })
+        Ok(Self {
+            response,
+            buffer: Vec::new(),
+            start: 0,
+        })
     }
 
-    /// The next event's position, and the bytes read for it (chunk framing included).
+    /// The next event's position, and the body bytes read for it.
     async fn next_event(&mut self) -> anyhow::Result<(u64, u64)> {
-        let mut line = String::new();
         let mut bytes = 0u64;
         loop {
-            line.clear();
-            let n = self.reader.read_line(&mut line).await?;
-            if n == 0 {
-                bail!("the event stream ended");
+            while let Some(n) = self.buffer[self.start..].iter().position(|&b| b == b'\n') {
+                let line = &self.buffer[self.start..=self.start + n];
+                self.start += n + 1;
+                bytes += line.len() as u64;
+                if let Some(id) = line.strip_prefix(b"id:") {
+                    let position = std::str::from_utf8(id)?
+                        .trim()
+                        .parse()
+                        .context("an SSE id that is no position")?;
+                    return Ok((position, bytes));
+                }
             }
-            bytes += n as u64;
-            if let Some(id) = line.strip_prefix("id:") {
-                let position = id.trim().parse().context("an SSE id that is no position")?;
-                return Ok((position, bytes));
-            }
+            self.buffer.drain(..self.start);
+            self.start = 0;
+            let chunk = self
+                .response
+                .chunk()
+                .await?
+                .context("the event stream ended")?;
+            self.buffer.extend_from_slice(&chunk);
         }
     }
 }

@@ -4,18 +4,16 @@
 //! Writes `target/bench/commands.json`.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
 use sqlx::mysql::MySqlConnectOptions;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
-use crate::bench::{
-    median, percentile_ms, raw_run, round2, write_report, BenchArgs, BenchDatabase, Window,
-};
+use super::append::raw_run;
+use super::client::Client;
+use super::release::{build_release, spawn_release, wait_listening, BenchKeys};
+use super::{median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase, Window};
 use crate::database::DbArgs;
 
 #[derive(Serialize)]
@@ -46,127 +44,7 @@ struct Report {
     results: Vec<Row>,
 }
 
-/// A minimal HTTP/1.1 keep-alive client: enough for a benchmark against our own server.
-pub(crate) struct Client {
-    stream: BufReader<TcpStream>,
-    host: String,
-}
-
-impl Client {
-    pub(crate) async fn connect(addr: &str) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
-            stream: BufReader::new(stream),
-            host: addr.to_owned(),
-        })
-    }
-
-    /// Sends a request and returns (status, body).
-    pub(crate) async fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: &str,
-    ) -> anyhow::Result<(u16, String)> {
-        self.send_with(method, path, token, "", body).await
-    }
-
-    /// [`Self::send`] with extra header lines (each ending in `\r\n`).
-    pub(crate) async fn send_with(
-        &mut self,
-        method: &str,
-        path: &str,
-        token: &str,
-        headers: &str,
-        body: &str,
-    ) -> anyhow::Result<(u16, String)> {
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-             {headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
-        );
-        self.stream.get_mut().write_all(request.as_bytes()).await?;
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await?;
-        let status: u16 = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("a status line")?;
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await?;
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse()?;
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await?;
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    }
-}
-
-/// Release builds of `args` (`-p …` and the like): benchmarks measure optimised code.
-pub(crate) fn build_release(root: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let status = std::process::Command::new(crate::env_cargo())
-        .args(["build", "--release", "--quiet"])
-        .args(args)
-        .current_dir(root)
-        .status()
-        .with_context(|| format!("building {}", args.join(" ")))?;
-    if !status.success() {
-        bail!("building {} failed", args.join(" "));
-    }
-    Ok(())
-}
-
-/// A dev signing key of a benchmark's own (its JWKS for the services to trust) and a
-/// `service` token signed with it; the directory goes when this is dropped.
-pub(crate) struct BenchKeys {
-    pub(crate) dir: std::path::PathBuf,
-    pub(crate) token: String,
-}
-
-impl BenchKeys {
-    pub(crate) fn new(root: &Path) -> anyhow::Result<Self> {
-        let dir = root
-            .join("target")
-            .join("bench")
-            .join(format!("keys-{}", uuid::Uuid::new_v4().simple()));
-        let keys = platform::DevKeys::load_or_create(&dir)?;
-        let token = keys.mint(
-            uuid::Uuid::now_v7(),
-            &[platform::Role::Service],
-            Duration::from_secs(3600),
-            platform::DEV_ISSUER,
-            platform::DEV_AUDIENCE,
-        )?;
-        Ok(Self { dir, token })
-    }
-
-    /// `JWKS_FILE`, for a service that checks this key's tokens.
-    pub(crate) fn jwks_file(&self) -> String {
-        self.dir.join("jwks.json").display().to_string()
-    }
-}
-
-impl Drop for BenchKeys {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let root = crate::stack::workspace_root();
     build_release(&root, &["-p", "command-api"])?;
     let bench_db = BenchDatabase::create(db).await?;
@@ -218,39 +96,10 @@ async fn measure(
     result
 }
 
-/// Starts `target/release/<binary>` with `env` (quiet logs), killed when dropped.
-pub(crate) fn spawn_release(
-    root: &Path,
-    binary: &str,
-    env: &[(&str, String)],
-) -> anyhow::Result<tokio::process::Child> {
-    let mut cmd = tokio::process::Command::new(root.join("target/release").join(binary));
-    cmd.current_dir(root)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true);
-    for (name, value) in env {
-        cmd.env(name, value);
-    }
-    cmd.spawn().with_context(|| format!("starting {binary}"))
-}
-
-/// Waits until something accepts connections on `addr`.
-pub(crate) async fn wait_listening(addr: &str, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(addr).await.is_err() {
-        if Instant::now() > deadline {
-            bail!("{what} did not start listening on {addr}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
-
 /// Registers `n` users through the API and funds each with 1,000,000.00 EUR.
 pub(crate) async fn funded_users(addr: &str, token: &str, n: usize) -> anyhow::Result<Vec<String>> {
     let mut users = Vec::with_capacity(n);
-    let mut client = Client::connect(addr).await?;
+    let client = Client::connect(addr)?;
     for i in 0..n {
         let body = format!(
             r#"{{"email":"bench-{i}-{}@example.com","display_name":"Bench {i}"}}"#,
@@ -294,7 +143,7 @@ pub(crate) async fn closed_loop(
     users: &[String],
     n: usize,
     seconds: f64,
-) -> anyhow::Result<crate::bench::Sample> {
+) -> anyhow::Result<super::Sample> {
     let window = Window::new(seconds);
     let mut tasks = Vec::new();
     for c in 0..n {
@@ -303,7 +152,7 @@ pub(crate) async fn closed_loop(
         let addr = addr.to_owned();
         let window = window.clone();
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(&addr).await?;
+            let client = Client::connect(&addr)?;
             let mut lat = Vec::new();
             let mut i = 0u64;
             while let Some(measured) = window.next() {
@@ -335,7 +184,7 @@ async fn measure_with(
 ) -> anyhow::Result<Report> {
     let processes = [
         ("command-api", server_pid),
-        ("mariadbd", crate::cpu::pid_of("mariadbd")),
+        ("mariadbd", super::cpu::pid_of("mariadbd")),
         ("load-generator", Some(std::process::id())),
     ];
     // Two users per client, funded, before anything is measured.
@@ -350,7 +199,7 @@ async fn measure_with(
         let mut cpu = Vec::new();
         for _ in 0..args.runs {
             raw.push(raw_run(options, n, args.seconds).await?.per_s);
-            let meter = crate::cpu::Meter::start(&processes);
+            let meter = super::cpu::Meter::start(&processes);
             let sample = closed_loop(addr, token, &users, n, args.seconds).await?;
             let used = meter.stop();
             let per_command = |name: &str| {

@@ -14,8 +14,9 @@ use base64::Engine;
 use serde::Serialize;
 use sqlx::mysql::MySqlConnectOptions;
 
-use crate::bench::{median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase, Window};
-use crate::bench_commands::{build_release, spawn_release, wait_listening, BenchKeys, Client};
+use super::client::Client;
+use super::release::{build_release, spawn_release, wait_listening, BenchKeys};
+use super::{median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase, Window};
 use crate::database::DbArgs;
 
 const QUERY_ADDR: &str = "127.0.0.1:18082";
@@ -43,7 +44,7 @@ struct Report {
     results: Vec<Row>,
 }
 
-pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let root = crate::stack::workspace_root();
     build_release(&root, &["-p", "query-api", "-p", "projector"])?;
     let bench_db = BenchDatabase::create(db).await?;
@@ -82,12 +83,12 @@ async fn measure(
     url: &str,
     args: &BenchArgs,
 ) -> anyhow::Result<Report> {
-    let bench = crate::history::Bench::prepare(options).await?;
+    let bench = super::history::Bench::prepare(options).await?;
     let (pool, key) = (&bench.pool, bench.master_key);
     let events = args.events.min(200_000);
     eprintln!("writing a history of {events} events and rebuilding the read model …");
-    let head = crate::history::write(&bench.store, &bench.keys, 2_000, events, &mut |_| {}).await?;
-    crate::history::rebuild(root, url).await?;
+    let head = super::history::write(&bench.store, &bench.keys, 2_000, events, &mut |_| {}).await?;
+    super::history::rebuild(root, url).await?;
     let users: Vec<(String,)> = sqlx::query_as(
         "SELECT LOWER(CONCAT_WS('-', HEX(SUBSTR(user_id, 1, 4)), HEX(SUBSTR(user_id, 5, 2)), \
          HEX(SUBSTR(user_id, 7, 2)), HEX(SUBSTR(user_id, 9, 2)), HEX(SUBSTR(user_id, 11, 6)))) \
@@ -122,13 +123,13 @@ async fn measure(
             wait_listening(QUERY_ADDR, "query-api").await?;
             let processes = [
                 ("query-api", server.id()),
-                ("mariadbd", crate::cpu::pid_of("mariadbd")),
+                ("mariadbd", super::cpu::pid_of("mariadbd")),
             ];
             let mut rates = Vec::new();
             let mut latencies = Vec::new();
             let mut cpu = Vec::new();
             for _ in 0..args.runs {
-                let meter = crate::cpu::Meter::start(&processes);
+                let meter = super::cpu::Meter::start(&processes);
                 let sample = reads(&token, &users, args.seconds).await?;
                 let used = meter.stop();
                 let per_read = |name: &str| {
@@ -182,11 +183,7 @@ async fn measure(
 }
 
 /// `CLIENTS` clients reading users and balances of `users`, round robin, for `seconds`.
-async fn reads(
-    token: &str,
-    users: &[String],
-    seconds: f64,
-) -> anyhow::Result<crate::bench::Sample> {
+async fn reads(token: &str, users: &[String], seconds: f64) -> anyhow::Result<super::Sample> {
     let window = Window::new(seconds);
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
@@ -194,7 +191,7 @@ async fn reads(
         let token = token.to_owned();
         let window = window.clone();
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(QUERY_ADDR).await?;
+            let client = Client::connect(QUERY_ADDR)?;
             let mut lat = Vec::new();
             let mut i = c;
             while let Some(measured) = window.next() {

@@ -30,11 +30,10 @@ use serde::Serialize;
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::MySqlPool;
 
-use crate::bench::{median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase};
-use crate::bench_commands::{
-    build_release, closed_loop, command_body, funded_users, spawn_release, wait_listening,
-    BenchKeys, Client,
-};
+use super::client::Client;
+use super::commands::{closed_loop, command_body, funded_users};
+use super::release::{build_release, spawn_release, wait_listening, BenchKeys};
+use super::{median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase};
 use crate::database::DbArgs;
 
 const COMMAND_ADDR: &str = "127.0.0.1:18081";
@@ -82,7 +81,7 @@ struct Report {
     memory_mib: Vec<(String, f64)>,
 }
 
-pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let root = crate::stack::workspace_root();
     build(&root)?;
     let bench_db = BenchDatabase::create(db).await?;
@@ -188,33 +187,30 @@ async fn measure(
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..Report::default()
     };
-    let bench = crate::history::Bench::prepare(options).await?;
+    let bench = super::history::Bench::prepare(options).await?;
     let (pool, store, keys) = (&bench.pool, &bench.store, &bench.keys);
 
     eprintln!("limits …");
     report.broker_limit_per_s = broker_limit(amqp, 50_000).await?.round();
-    report.mariadb_batched_rows_per_s = crate::bench::batched_run(options, 100, args.seconds)
+    report.mariadb_batched_rows_per_s = super::append::batched_run(options, 100, args.seconds)
         .await?
         .round();
 
     eprintln!("writing a history of {} events …", args.events);
-    let started = Instant::now();
     let users = (args.events / 500).clamp(200, 5_000);
-    let head = crate::history::write(store, keys, users, args.events, &mut |n| {
-        eprint!(
-            "\r  {n} events, {:.0}/s   ",
-            n as f64 / started.elapsed().as_secs_f64()
-        );
+    let progress = super::history::progress_bar(args.events)?;
+    let head = super::history::write(store, keys, users, args.events, &mut |n| {
+        progress.set_position(n as u64);
     })
     .await?;
-    eprintln!();
+    progress.finish();
     report.events = head;
 
     eprintln!("rebuild × {} …", args.runs);
     let mut rebuilds = Vec::new();
     for _ in 0..args.runs {
         let t = Instant::now();
-        crate::history::rebuild(root, url).await?;
+        super::history::rebuild(root, url).await?;
         rebuilds.push(t.elapsed().as_secs_f64());
     }
     report.rebuild_seconds = round2(median(rebuilds));
@@ -229,7 +225,7 @@ async fn measure(
     );
     let live_users = (args.live_events / 200).clamp(100, 2_000);
     let new_head =
-        crate::history::write(store, keys, live_users, args.live_events, &mut |_| {}).await?;
+        super::history::write(store, keys, live_users, args.live_events, &mut |_| {}).await?;
     report.live_events = new_head - head;
     sqlx::query(
         "INSERT INTO relay_checkpoints (name, position, updated_at) \
@@ -437,8 +433,8 @@ async fn visibility(
     ];
     watched.extend_from_slice(pipeline);
     watched.extend([
-        ("mariadbd", crate::cpu::pid_of("mariadbd")),
-        ("rabbitmq", crate::cpu::pid_of("beam.smp")),
+        ("mariadbd", super::cpu::pid_of("mariadbd")),
+        ("rabbitmq", super::cpu::pid_of("beam.smp")),
         ("load-generator", Some(std::process::id())),
     ]);
     let result = async {
@@ -453,7 +449,7 @@ async fn visibility(
         let mut paced = Vec::new();
         let mut cpu = Vec::new();
         for _ in 0..args.runs {
-            let meter = crate::cpu::Meter::start(&watched);
+            let meter = super::cpu::Meter::start(&watched);
             let run = paced_run(&token, &users, peak / 2.0, args.seconds).await?;
             let used = meter.stop();
             cpu.push((
@@ -517,15 +513,15 @@ async fn paced_run(
     seconds: f64,
 ) -> anyhow::Result<Paced> {
     let interval = Duration::from_secs_f64(PACED_CLIENTS as f64 / rate.max(1.0));
-    let window = crate::bench::Window::new(seconds);
+    let window = super::Window::new(seconds);
     let mut tasks = Vec::new();
     for c in 0..PACED_CLIENTS {
         let users = users.to_vec();
         let token = token.to_owned();
         let window = window.clone();
         tasks.push(tokio::spawn(async move {
-            let mut commands = Client::connect(COMMAND_ADDR).await?;
-            let mut queries = Client::connect(QUERY_ADDR).await?;
+            let commands = Client::connect(COMMAND_ADDR)?;
+            let queries = Client::connect(QUERY_ADDR)?;
             let me = users[2 * c].clone();
             let mut lat = Vec::new();
             let mut command_lat = Vec::new();
@@ -561,7 +557,7 @@ async fn paced_run(
                         "GET",
                         &format!("/api/v1/users/{me}/balances"),
                         &token,
-                        &format!("X-Min-Position: {position}\r\n"),
+                        &[("X-Min-Position", &position.to_string())],
                         "",
                     )
                     .await?;

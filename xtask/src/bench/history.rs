@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use event_store::{AppendRequest, EventStore, EventType, ExpectedVersion, NewEvent, StreamId};
+use indicatif::{ProgressBar, ProgressStyle};
 use keyring::KeyStore;
 use ledger::{
     decide, decide_transfer, evolve, Amount, Command, Currency, Deposit, LedgerEvent, RegisterUser,
@@ -100,6 +101,15 @@ pub(crate) async fn rebuild(root: &std::path::Path, url: &str) -> anyhow::Result
         anyhow::bail!("projector rebuild failed");
     }
     Ok(())
+}
+
+/// A progress bar for [`write`]ing `events` events: count, rate, bar, time left.
+pub(crate) fn progress_bar(events: usize) -> anyhow::Result<ProgressBar> {
+    let style = ProgressStyle::with_template(
+        "  {pos:>9}/{len} events {per_sec:>14} [{bar:30}] {eta} left",
+    )?
+    .progress_chars("#-");
+    Ok(ProgressBar::new(events as u64).with_style(style))
 }
 
 /// Writes a history of about `events` events (at least) with `users` users into `store`.

@@ -7,12 +7,8 @@
 //! interleaved so that drift hits both alike. Results: a table, and
 //! `target/bench/append.json`.
 
-use std::path::PathBuf;
-use std::str::FromStr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::Context;
 use event_store::{
     AppendRequest, EventStore, EventType, ExpectedVersion, NewEvent, StoreOptions, StreamId,
 };
@@ -20,79 +16,10 @@ use serde::Serialize;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor};
 
+use super::{
+    median, percentile_ms, round2, write_report, BenchArgs, BenchDatabase, Sample, Window,
+};
 use crate::database::DbArgs;
-
-#[derive(clap::Args, Clone)]
-pub struct BenchArgs {
-    /// What to measure: `append`, `append-probe`, `commands`, `pipeline`, `views`,
-    /// `subscriptions`, `export` or `all`.
-    #[arg(default_value = "append")]
-    pub what: String,
-    /// Seconds each measured run lasts.
-    #[arg(long, default_value_t = 3.0)]
-    pub seconds: f64,
-    /// Runs per figure; the median is reported.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
-    /// Concurrency levels.
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
-    pub concurrency: Vec<usize>,
-    /// `pipeline`, `export`: events in the log the rebuild (the export) reads.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub events: usize,
-    /// `pipeline`: events the relay publishes and the projector drains, after the rebuild.
-    #[arg(long, default_value_t = 200_000)]
-    pub live_events: usize,
-}
-
-impl BenchArgs {
-    pub fn to_args(&self) -> Vec<String> {
-        vec![
-            self.what.clone(),
-            format!("--seconds={}", self.seconds),
-            format!("--runs={}", self.runs),
-            format!(
-                "--concurrency={}",
-                self.concurrency
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-            format!("--events={}", self.events),
-            format!("--live-events={}", self.live_events),
-        ]
-    }
-}
-
-pub async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
-    match args.what.as_str() {
-        "append" => append(db, args).await,
-        "all" => {
-            append(db, args).await?;
-            crate::bench_commands::run(db, args).await?;
-            crate::bench_pipeline::run(db, args).await?;
-            crate::bench_views::run(db, args).await?;
-            crate::bench_subscriptions::run(db, args).await?;
-            crate::bench_export::run(db, args).await
-        }
-        "append-probe" => append_probe(db, args).await,
-        "commands" => crate::bench_commands::run(db, args).await,
-        "pipeline" => crate::bench_pipeline::run(db, args).await,
-        "views" => crate::bench_views::run(db, args).await,
-        "subscriptions" => crate::bench_subscriptions::run(db, args).await,
-        "export" => crate::bench_export::run(db, args).await,
-        other => anyhow::bail!(
-            "unknown benchmark {other:?}; known: append, append-probe, commands, pipeline, views, subscriptions, export, all"
-        ),
-    }
-}
-
-/// One run's figures.
-pub(crate) struct Sample {
-    pub(crate) per_s: f64,
-    pub(crate) latencies_us: Vec<u64>,
-}
 
 #[derive(Serialize)]
 struct AppendRow {
@@ -118,50 +45,6 @@ struct AppendReport {
     batched_insert_100_rows_per_s: f64,
 }
 
-/// A database of its own for the benchmark, dropped at the end.
-pub(crate) struct BenchDatabase {
-    server: MySqlConnectOptions,
-    pub(crate) options: MySqlConnectOptions,
-    pub(crate) name: String,
-}
-
-impl BenchDatabase {
-    pub(crate) async fn create(db: &DbArgs) -> anyhow::Result<Self> {
-        let owner = MySqlConnectOptions::from_str(&db.database_url)?;
-        let server = owner.clone().database("");
-        let name = format!("example_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = server.connect().await.context("connecting as the owner")?;
-        conn.execute(format!("CREATE DATABASE `{name}`").as_str())
-            .await?;
-        let _ = conn.close().await;
-        let options = server.clone().database(&name);
-        let pool = MySqlPoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        event_store::migrator().run(&pool).await?;
-        keyring::migrator().run(&pool).await?;
-        pool.execute(
-            "CREATE TABLE raw_bench (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, \
-             stream_id VARCHAR(200) NOT NULL, data LONGTEXT NOT NULL) ENGINE = InnoDB",
-        )
-        .await?;
-        pool.close().await;
-        Ok(Self {
-            server,
-            options,
-            name,
-        })
-    }
-
-    pub(crate) async fn drop_it(self) -> anyhow::Result<()> {
-        let mut conn = self.server.connect().await?;
-        conn.execute(format!("DROP DATABASE IF EXISTS `{}`", self.name).as_str())
-            .await?;
-        Ok(())
-    }
-}
-
 fn payload(task: usize, i: u64) -> serde_json::Value {
     serde_json::json!({
         "transaction_id": uuid::Uuid::now_v7(),
@@ -171,7 +54,7 @@ fn payload(task: usize, i: u64) -> serde_json::Value {
     })
 }
 
-pub(crate) async fn raw_run(
+pub(super) async fn raw_run(
     options: &MySqlConnectOptions,
     n: usize,
     seconds: f64,
@@ -214,7 +97,7 @@ pub(crate) async fn raw_run(
     Ok(sample)
 }
 
-pub(crate) async fn batched_run(
+pub(super) async fn batched_run(
     options: &MySqlConnectOptions,
     rows: usize,
     seconds: f64,
@@ -293,75 +176,7 @@ async fn store_run(
     window.collect(tasks).await
 }
 
-/// A warm-up followed by a measured window; operations that finish inside the window
-/// count.
-#[derive(Clone)]
-pub(crate) struct Window {
-    start: Instant,
-    warm: Duration,
-    end: Duration,
-    seconds: f64,
-}
-
-impl Window {
-    pub(crate) fn new(seconds: f64) -> Arc<Self> {
-        let warm = Duration::from_millis(500);
-        Arc::new(Self {
-            start: Instant::now(),
-            warm,
-            end: warm + Duration::from_secs_f64(seconds),
-            seconds,
-        })
-    }
-
-    /// `None` when the window has closed; otherwise whether the next operation counts.
-    pub(crate) fn next(&self) -> Option<bool> {
-        let now = self.start.elapsed();
-        (now < self.end).then_some(now >= self.warm)
-    }
-
-    pub(crate) fn still_open(&self) -> bool {
-        self.start.elapsed() < self.end
-    }
-
-    pub(crate) async fn collect(
-        self: Arc<Self>,
-        tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<u64>>>>,
-    ) -> anyhow::Result<Sample> {
-        let mut latencies_us = Vec::new();
-        for t in tasks {
-            latencies_us.extend(t.await??);
-        }
-        latencies_us.sort_unstable();
-        Ok(Sample {
-            per_s: latencies_us.len() as f64 / self.seconds,
-            latencies_us,
-        })
-    }
-}
-
-pub(crate) fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted_us.len() as f64 - 1.0) * p).round() as usize;
-    sorted_us[i.min(sorted_us.len() - 1)] as f64 / 1000.0
-}
-
-pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.total_cmp(b));
-    if xs.is_empty() {
-        0.0
-    } else {
-        xs[xs.len() / 2]
-    }
-}
-
-pub(crate) fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-async fn append(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let bench_db = BenchDatabase::create(db).await?;
     let result = append_in(&bench_db.options, args).await;
     bench_db.drop_it().await?;
@@ -451,20 +266,9 @@ async fn append_in(
     })
 }
 
-pub(crate) fn write_report(file: &str, report: &impl Serialize) -> anyhow::Result<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(|p| p.join("target").join("bench"))
-        .context("locating target/")?;
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(file);
-    std::fs::write(&path, serde_json::to_vec_pretty(report)?)?;
-    Ok(path)
-}
-
 /// Where one appender's time goes: the same single-row commit measured step by step,
 /// from the raw insert to the store's full path.
-async fn append_probe(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn probe(db: &DbArgs, args: &BenchArgs) -> anyhow::Result<()> {
     let bench_db = BenchDatabase::create(db).await?;
     let result = probe_in(&bench_db.options, args).await;
     bench_db.drop_it().await?;
