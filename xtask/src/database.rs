@@ -23,18 +23,6 @@ use anyhow::{bail, Context};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, MySqlConnection, Row};
 
-/// The read tables (owned by the projector), applied from the files: xtask depends on
-/// no service crate.
-static READ_MODEL: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
-    ignore_missing: true,
-    ..sqlx::migrate!("../migrations/readmodel")
-};
-
-/// The read-model migration set, for benchmarks that prepare databases of their own.
-pub(crate) fn read_model() -> &'static sqlx::migrate::Migrator {
-    &READ_MODEL
-}
-
 pub const DEFAULT_DATABASE_URL: &str = "mysql://example:example@127.0.0.1:3306/example";
 pub const DEFAULT_WRITER_URL: &str = "mysql://example_writer:example_writer@127.0.0.1:3306/example";
 pub const DEFAULT_RELAY_URL: &str = "mysql://example_relay:example_relay@127.0.0.1:3306/example";
@@ -236,7 +224,7 @@ pub async fn prepare(db: &DbArgs) -> anyhow::Result<()> {
         .run(&pool)
         .await
         .context("applying keyring/migrations")?;
-    READ_MODEL
+    read_model::migrator()
         .run(&pool)
         .await
         .context("applying migrations/readmodel")?;
@@ -388,7 +376,7 @@ mod tests {
             let db = TestDatabase::with_migrations(&[
                 event_store::migrator(),
                 keyring::migrator(),
-                read_model(),
+                read_model::migrator(),
             ])
             .await;
             let admin = db.pool(1).await;

@@ -28,6 +28,7 @@
 //! | `backup` | `backup`: a consistent dump with its binary-log position |
 //! | `restore` | `restore`: into a fresh database, proved and made safe |
 //! | `mariadb_tools` | MariaDB's command-line tools as backup and restore drive them |
+//! | `sqlx_data` | `sqlx-prepare`: the query macros' `.sqlx/` data, made and checked |
 
 mod backup;
 mod bench;
@@ -43,6 +44,7 @@ mod restore;
 mod schemathesis;
 mod seed;
 mod services;
+mod sqlx_data;
 mod stack;
 
 use std::process::ExitCode;
@@ -117,6 +119,14 @@ enum Command {
     /// `test` runs them.
     #[command(hide = true)]
     OpsCheck,
+    /// Remake `.sqlx/` (the query macros' data) from a freshly migrated database.
+    SqlxPrepare {
+        #[command(flatten)]
+        db: database::DbArgs,
+        /// Only compare with the committed `.sqlx/`; fail if they differ.
+        #[arg(long)]
+        check: bool,
+    },
     /// Schemathesis against running APIs (a dev stack), a token per role.
     ApiFuzz {
         #[arg(long, default_value = "http://127.0.0.1:8081")]
@@ -164,6 +174,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::SqlxPrepare { db, check } => {
+            services::ensure_mariadb().await?;
+            let ok = sqlx_data::prepare(&db.database_url, check).await?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Migrate(db) => {
             services::ensure_mariadb().await?;
             database::prepare(&db).await?;
@@ -185,6 +204,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     failed.push(name);
                 }
             };
+            let sqlx_ok = match sqlx_data::prepare(&db.database_url, true).await {
+                Ok(agrees) => agrees,
+                Err(e) => {
+                    eprintln!("xtask: {e:#}");
+                    false
+                }
+            };
+            suite("sqlx", sqlx_ok);
             suite("rust", run_rust_tests(&db, &rest)?);
             suite("ui", report(frontend::ui_unit_tests()));
             suite("ops", report(ops::run()));

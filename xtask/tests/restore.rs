@@ -31,11 +31,6 @@ use sqlx::MySqlPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-static READ_MODEL: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
-    ignore_missing: true,
-    ..sqlx::migrate!("../migrations/readmodel")
-};
-
 /// Balances acknowledged so far: user → currency → minor units.
 type Ledger = BTreeMap<Uuid, BTreeMap<String, i64>>;
 
@@ -166,7 +161,11 @@ async fn world() -> World {
     let server = PrivateMariaDb::with_args(&[&log_bin, "--server-id=1"]).await;
     let db = TestDatabase::on_server(
         server.owner(),
-        &[event_store::migrator(), keyring::migrator(), &READ_MODEL],
+        &[
+            event_store::migrator(),
+            keyring::migrator(),
+            read_model::migrator(),
+        ],
     )
     .await;
     let store = db.store().await;

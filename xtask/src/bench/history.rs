@@ -65,7 +65,7 @@ impl Bench {
             .max_connections(2)
             .connect_with(options.clone())
             .await?;
-        crate::database::read_model()
+        read_model::migrator()
             .run(&pool)
             .await
             .context("applying migrations/readmodel")?;
