@@ -440,8 +440,6 @@ impl Deliverer {
     }
 }
 
-/// A subscription's delivery task. Dropped (the leader's task ended, or was cancelled
-/// with its process), it is aborted: no worker outlives its leader's term.
 /// A subscription's checkpoint as delivered, stored every `FLUSH_EVENTS` events or
 /// `FLUSH_AFTER`, when caught up, before a failure is recorded and when stopping: one
 /// write per event would bound delivery at the database's commit rate. A crash sends
@@ -498,6 +496,8 @@ impl<'a> Progress<'a> {
     }
 }
 
+/// A subscription's delivery task. Dropped (the leader's task ended, or was cancelled
+/// with its process), it is aborted: no worker outlives its leader's term.
 struct Worker {
     handle: JoinHandle<()>,
     stop: watch::Sender<bool>,

@@ -262,6 +262,15 @@ async fn a_subscription_from_zero_gets_the_whole_matching_history_signed_and_in_
     s.append(2).await;
     eventually("the live event", || s.receiver.positions().len() == 6).await;
     assert_eq!(s.receiver.positions()[5], 11);
+    // Caught up, the worker stores its checkpoint past the event no one subscribed to.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while subscription(&s, "all-things").await.delivered_position < 12 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out: the checkpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     running.stop().await;
 
     // Each body is the CloudEvent a RabbitMQ subscriber gets for that event.
