@@ -8,17 +8,17 @@ use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::header::IF_MATCH;
 use axum::http::request::Parts;
 use axum::http::HeaderName;
+use event_store::Metadata;
 use keyring::BlindIndex;
 use ledger::UserId;
-use platform::{Authenticator, CorrelationId, Principal, Role};
+use platform::{Authenticator, CorrelationId, Principal, Role, TraceParent};
 use serde::Serialize;
-use serde_json::{json, Value};
+
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::idempotency::{Fingerprint, IdempotencyKey, Idempotent};
 
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// An authenticated caller whose role may issue commands (admin, user, service; an
@@ -29,7 +29,8 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub(crate) struct Caller {
     principal: Principal,
     correlation_id: CorrelationId,
-    traceparent: Option<String>,
+    /// Kept only when well-formed, so the metadata never carries arbitrary header text.
+    traceparent: Option<TraceParent>,
     idempotency_key: Option<IdempotencyKey>,
     /// The server key request fingerprints are made with.
     index: Arc<BlindIndex>,
@@ -54,12 +55,7 @@ where
             Ok(id) => id,
             Err(never) => match never {},
         };
-        let traceparent = parts
-            .headers
-            .get(TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| is_traceparent(v))
-            .map(str::to_owned);
+        let traceparent = TraceParent::from_headers(&parts.headers);
         let index = Arc::<BlindIndex>::from_ref(state);
         let mut keys = parts.headers.get_all(IDEMPOTENCY_KEY).iter();
         let idempotency_key = match (keys.next(), keys.next()) {
@@ -83,20 +79,6 @@ where
 
 fn invalid_key() -> ApiError {
     ApiError::from(IdempotencyKey::invalid())
-}
-
-/// `00-<32 hex>-<16 hex>-<2 hex>` (W3C Trace Context), kept only when well-formed so the
-/// metadata never carries arbitrary header text.
-fn is_traceparent(v: &str) -> bool {
-    let parts: Vec<&str> = v.split('-').collect();
-    let hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    parts.len() == 4
-        && hex(parts[0], 2)
-        && hex(parts[1], 32)
-        && hex(parts[2], 16)
-        && hex(parts[3], 2)
 }
 
 impl Caller {
@@ -155,23 +137,21 @@ impl Caller {
 
     /// The metadata of every event this request appends. Never personal data: ids and
     /// hashes only.
-    pub(crate) fn metadata(&self) -> Value {
+    pub(crate) fn metadata(&self) -> Metadata {
         let key = self.idempotency_key.as_ref().map(IdempotencyKey::hex);
         // What caused the events: the command, named by its key, or else by its
         // correlation id (API.md: `causationid` is always present).
-        let causation = key.as_deref().unwrap_or(self.correlation_id.as_str());
-        let mut metadata = json!({
-            "correlation_id": self.correlation_id.as_str(),
-            "causation_id": causation,
-            "actor": self.principal.subject,
-        });
-        if let Some(key) = key {
-            metadata["idempotency_key"] = json!(key);
+        let causation = key
+            .clone()
+            .unwrap_or_else(|| self.correlation_id.as_str().to_owned());
+        Metadata {
+            actor: Some(self.principal.subject),
+            causation_id: Some(causation),
+            correlation_id: Some(self.correlation_id.as_str().to_owned()),
+            idempotency_key: key,
+            traceparent: self.traceparent.as_ref().map(|t| t.as_str().to_owned()),
+            tracestate: None,
         }
-        if let Some(traceparent) = &self.traceparent {
-            metadata["traceparent"] = json!(traceparent);
-        }
-        metadata
     }
 
     pub(crate) fn subject(&self) -> Uuid {
@@ -285,14 +265,5 @@ mod tests {
             IfMatch(None).required(),
             Err(ApiError::PreconditionRequired)
         ));
-    }
-
-    #[test]
-    fn traceparent_must_be_well_formed() {
-        assert!(is_traceparent(
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-        ));
-        assert!(!is_traceparent("00-xyz-b7ad6b7169203331-01"));
-        assert!(!is_traceparent("hello"));
     }
 }

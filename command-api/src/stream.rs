@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use event_store::{EventStore, EventType, ExpectedVersion, NewEvent, StreamId, StreamWrite};
+use event_store::{
+    EventStore, EventType, ExpectedVersion, Metadata, NewEvent, StreamId, StreamWrite,
+};
 use ledger::{decode, evolve, LedgerEvent, User, UserId};
-use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -153,7 +154,7 @@ pub(crate) fn write(
     user_id: UserId,
     version: u64,
     events: &[LedgerEvent],
-    metadata: &Value,
+    metadata: &Metadata,
 ) -> Result<StreamWrite, ApiError> {
     let events = events
         .iter()

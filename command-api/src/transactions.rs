@@ -214,7 +214,7 @@ async fn on_one_stream(
     state: &AppState,
     name: &'static str,
     idempotent: &[Idempotent],
-    metadata: &serde_json::Value,
+    metadata: &event_store::Metadata,
     transaction_id: TransactionId,
     command: Command,
 ) -> Result<Reply, ApiError> {
@@ -239,7 +239,7 @@ async fn on_one_stream(
 async fn on_two_streams(
     state: &AppState,
     idempotent: &[Idempotent],
-    metadata: &serde_json::Value,
+    metadata: &event_store::Metadata,
     transfer: &Transfer,
 ) -> Result<Reply, ApiError> {
     execute(state, "transfer", idempotent, move |trust| async move {

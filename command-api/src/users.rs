@@ -441,7 +441,7 @@ fn append(
     loaded: &Loaded,
     events: Vec<ledger::LedgerEvent>,
     claims: Vec<event_store::ClaimOp>,
-    metadata: &serde_json::Value,
+    metadata: &event_store::Metadata,
 ) -> Result<Outcome, ApiError> {
     if events.is_empty() {
         return Ok(Outcome::Unchanged {

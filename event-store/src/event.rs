@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::chain::Hash;
+use crate::metadata::Metadata;
 use crate::stream::{check_name, ExpectedVersion, InvalidName, StreamId};
 
 /// An event's type as it travels (for example `transaction.deposited`): 1–200 visible
@@ -46,7 +47,7 @@ pub struct NewEvent {
     pub event_type: EventType,
     pub schema_version: u32,
     pub data: serde_json::Value,
-    pub metadata: serde_json::Value,
+    pub metadata: Metadata,
 }
 
 impl NewEvent {
@@ -57,11 +58,11 @@ impl NewEvent {
             event_type,
             schema_version,
             data,
-            metadata: serde_json::Value::Object(serde_json::Map::new()),
+            metadata: Metadata::default(),
         }
     }
 
-    pub fn with_metadata(mut self, metadata: serde_json::Value) -> Self {
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
         self.metadata = metadata;
         self
     }
@@ -187,7 +188,8 @@ impl RecordedEvent {
         serde_json::from_str(&self.data)
     }
 
-    pub fn metadata_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(&self.metadata)
+    /// The recorded metadata, read leniently ([`Metadata`]).
+    pub fn parsed_metadata(&self) -> Result<Metadata, serde_json::Error> {
+        Metadata::parse(&self.metadata)
     }
 }

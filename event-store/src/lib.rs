@@ -30,6 +30,7 @@ mod error;
 mod event;
 mod leader;
 pub mod literal;
+mod metadata;
 mod observe;
 mod read;
 pub mod relay;
@@ -48,6 +49,7 @@ pub use event::{
     StreamWrite, WrittenStream,
 };
 pub use leader::LeaderLock;
+pub use metadata::Metadata;
 pub use observe::{AppendObserver, BatchObserver};
 pub use read::{HeadWatch, Tail};
 pub use schema::{grant_writer, migrator};

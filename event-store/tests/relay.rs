@@ -15,7 +15,9 @@ use event_store::relay::{
     DEFAULT_EXCHANGE, DEFAULT_QUEUE, RELAY_EPOCH,
 };
 use event_store::testing::TestDatabase;
-use event_store::{AppendRequest, EventStore, EventType, ExpectedVersion, NewEvent, StreamId};
+use event_store::{
+    AppendRequest, EventStore, EventType, ExpectedVersion, Metadata, NewEvent, StreamId,
+};
 use futures_util::StreamExt;
 use jsonschema::{Draft, Validator};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
@@ -161,21 +163,19 @@ fn user_stream() -> StreamId {
 }
 
 fn event(event_type: &str, n: u64) -> NewEvent {
-    let causation = if n.is_multiple_of(2) {
-        Value::Null
-    } else {
-        json!(format!("cause-{n}"))
-    };
+    // An even event has no causation id, like events recorded before it was required.
+    let causation = (!n.is_multiple_of(2)).then(|| format!("cause-{n}"));
     NewEvent::new(
         EventType::parse(event_type).unwrap(),
         1,
         json!({ "n": n, "text": "ünïcode \"quoted\"" }),
     )
-    .with_metadata(json!({
-        "correlation_id": format!("corr-{n}"),
-        "causation_id": causation,
-        "traceparent": TRACEPARENT,
-    }))
+    .with_metadata(Metadata {
+        correlation_id: Some(format!("corr-{n}")),
+        causation_id: causation,
+        traceparent: Some(TRACEPARENT.into()),
+        ..Metadata::default()
+    })
 }
 
 /// Waits for `check` to hold, polling, up to the deadline.

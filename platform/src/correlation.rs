@@ -15,11 +15,10 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::otlp::{PARENT_SPAN_ID_FIELD, TRACE_ID_FIELD};
+use crate::trace_context::TraceParent;
 
 /// Request and response header of the correlation id.
 pub const CORRELATION_ID_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
-
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// The name and target of the per-request span, which span export marks as a server span.
 pub(crate) const REQUEST_SPAN: &str = "request";
@@ -109,11 +108,9 @@ pub async fn correlate(mut req: Request, next: Next) -> Response {
         subject = tracing::field::Empty,
         status = tracing::field::Empty,
     );
-    if let Some((trace_id, parent_span_id)) = trace_context(req.headers()) {
-        span.record(TRACE_ID_FIELD, trace_id);
-        if let Some(parent_span_id) = parent_span_id {
-            span.record(PARENT_SPAN_ID_FIELD, parent_span_id);
-        }
+    if let Some(context) = TraceParent::from_headers(req.headers()) {
+        span.record(TRACE_ID_FIELD, context.trace_id());
+        span.record(PARENT_SPAN_ID_FIELD, context.parent_id());
     }
     // Probes and scrapes arrive every few seconds; their lines would drown the traffic.
     let routine = route
@@ -136,21 +133,6 @@ pub async fn correlate(mut req: Request, next: Next) -> Response {
     response
 }
 
-/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), if valid,
-/// with its parent id (the caller's span) if that is valid too.
-fn trace_context(headers: &HeaderMap) -> Option<(&str, Option<&str>)> {
-    let value = headers.get(TRACEPARENT)?.to_str().ok()?;
-    let mut parts = value.split('-');
-    let (_version, trace_id) = (parts.next()?, parts.next()?);
-    let lower_hex = |id: &str, len: usize| {
-        id.len() == len
-            && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            && id.bytes().any(|b| b != b'0')
-    };
-    let parent_span_id = parts.next().filter(|id| lower_hex(id, 16));
-    lower_hex(trace_id, 32).then_some((trace_id, parent_span_id))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,31 +152,5 @@ mod tests {
     fn generated_ids_are_valid() {
         let id = CorrelationId::generate();
         assert_eq!(CorrelationId::parse(id.as_str()), Some(id));
-    }
-
-    #[test]
-    fn traceparent_trace_id_and_parent() {
-        let context = |value: &'static str| {
-            let mut h = HeaderMap::new();
-            h.insert(TRACEPARENT, HeaderValue::from_static(value));
-            trace_context(&h).map(|(t, p)| (t.to_owned(), p.map(str::to_owned)))
-        };
-        let trace = "0af7651916cd43dd8448eb211c80319c".to_owned();
-        assert_eq!(
-            context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-            Some((trace.clone(), Some("b7ad6b7169203331".to_owned())))
-        );
-        assert_eq!(
-            context("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"),
-            Some((trace.clone(), None))
-        );
-        assert_eq!(
-            context("00-0af7651916cd43dd8448eb211c80319c-B7AD6B7169203331-01"),
-            Some((trace, None))
-        );
-        assert_eq!(
-            context("00-00000000000000000000000000000000-b7ad6b7169203331-01"),
-            None
-        );
     }
 }

@@ -95,6 +95,7 @@ mod problem;
 mod secret;
 mod server;
 mod telemetry;
+mod trace_context;
 mod verified;
 
 pub use auth::{
@@ -123,6 +124,7 @@ pub use server::{
 pub use telemetry::{
     init, LogFormat, Telemetry, TelemetryError, UnknownLogFormat, DEFAULT_LOG_FILTER,
 };
+pub use trace_context::{TraceParent, TRACEPARENT};
 
 /// The metrics library services register their own metrics with; re-exported so every
 /// crate uses the version the registry was built with.

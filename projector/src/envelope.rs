@@ -121,21 +121,15 @@ pub(crate) struct Unplaceable(String);
 /// event's metadata), if it has a well-formed one.
 pub(crate) fn trace_id(properties: &lapin::BasicProperties) -> Option<String> {
     let headers = properties.headers().as_ref()?;
-    let value = headers.inner().get("traceparent")?;
-    let text = match value {
+    let value = headers.inner().get(platform::TRACEPARENT.as_str())?;
+    let context = match value {
         lapin::types::AMQPValue::LongString(s) => {
-            String::from_utf8_lossy(s.as_bytes()).into_owned()
+            platform::TraceParent::parse(std::str::from_utf8(s.as_bytes()).ok()?)
         }
-        lapin::types::AMQPValue::ShortString(s) => s.as_str().to_owned(),
-        _ => return None,
-    };
-    // version "-" trace-id (32 hex) "-" parent-id (16 hex) "-" flags
-    let mut parts = text.split('-');
-    let (_version, trace, _parent) = (parts.next()?, parts.next()?, parts.next()?);
-    let valid = trace.len() == 32
-        && trace.bytes().all(|b| b.is_ascii_hexdigit())
-        && trace.bytes().any(|b| b != b'0');
-    valid.then(|| trace.to_ascii_lowercase())
+        lapin::types::AMQPValue::ShortString(s) => platform::TraceParent::parse(s.as_str()),
+        _ => None,
+    }?;
+    Some(context.trace_id().to_owned())
 }
 
 /// The relay epoch a message's headers carry, if they carry a well-formed one.
@@ -279,7 +273,7 @@ mod tests {
 
     #[test]
     fn the_trace_id_comes_from_a_well_formed_traceparent_only() {
-        let good = "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01";
+        let good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
         assert_eq!(
             trace_id(&with_traceparent(good)).as_deref(),
             Some("0af7651916cd43dd8448eb211c80319c")
@@ -287,6 +281,7 @@ mod tests {
         for bad in [
             "00-00000000000000000000000000000000-b7ad6b7169203331-01",
             "00-0af7651916cd43dd-b7ad6b7169203331-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
             "nonsense",
         ] {
             assert_eq!(trace_id(&with_traceparent(bad)), None, "{bad}");

@@ -65,7 +65,7 @@ impl Prepared {
             let mut out = Vec::with_capacity(w.events.len());
             for e in w.events {
                 let data = e.data.to_string();
-                let metadata = e.metadata.to_string();
+                let metadata = e.metadata.to_json();
                 bytes += data.len() + metadata.len();
                 out.push(PreparedEvent {
                     event_id: e.event_id,

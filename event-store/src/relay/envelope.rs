@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::event::RecordedEvent;
+use crate::metadata::Metadata;
 use crate::relay::error::RelayError;
 
 /// The AMQP `content_type` of every message the relay publishes.
@@ -69,10 +70,7 @@ impl CloudEvent {
     }
 
     /// The envelope and the event's parsed metadata.
-    fn with_metadata(
-        event: &RecordedEvent,
-        source: &str,
-    ) -> Result<(Self, serde_json::Value), RelayError> {
+    fn with_metadata(event: &RecordedEvent, source: &str) -> Result<(Self, Metadata), RelayError> {
         let position = event.position;
         let envelope = |what: &str, e: serde_json::Error| RelayError::Envelope {
             position,
@@ -80,10 +78,13 @@ impl CloudEvent {
         };
         let data: serde_json::Value =
             serde_json::from_str(&event.data).map_err(|e| envelope("data", e))?;
-        let metadata: serde_json::Value =
-            serde_json::from_str(&event.metadata).map_err(|e| envelope("metadata", e))?;
+        let metadata = event
+            .parsed_metadata()
+            .map_err(|e| envelope("metadata", e))?;
         // API.md: every extension is always present, whatever an older event recorded.
-        let correlation = text_field(&metadata, "correlation_id")
+        let correlation = metadata
+            .correlation_id
+            .clone()
             .unwrap_or_else(|| event.event_id.hyphenated().to_string());
         let cloud_event = Self {
             specversion: "1.0".into(),
@@ -98,20 +99,10 @@ impl CloudEvent {
             streamversion: event.stream_version,
             schemaversion: event.schema_version,
             correlationid: Some(correlation.clone()),
-            causationid: Some(text_field(&metadata, "causation_id").unwrap_or(correlation)),
+            causationid: Some(metadata.causation_id.clone().unwrap_or(correlation)),
         };
         Ok((cloud_event, metadata))
     }
-}
-
-/// A non-empty string field of the metadata; `null`, absent, empty or not a string
-/// count as absent (the envelope schema has no null ids).
-fn text_field(metadata: &serde_json::Value, name: &str) -> Option<String> {
-    metadata
-        .get(name)
-        .and_then(serde_json::Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 /// What goes to the broker for one event.
@@ -141,8 +132,11 @@ impl Outgoing {
             AMQPValue::LongLongInt(i64::try_from(epoch).unwrap_or(i64::MAX)),
         );
         // W3C trace context travels as headers, so a consumer continues the trace.
-        for name in ["traceparent", "tracestate"] {
-            if let Some(value) = text_field(&metadata, name) {
+        for (name, value) in [
+            ("traceparent", metadata.traceparent),
+            ("tracestate", metadata.tracestate),
+        ] {
+            if let Some(value) = value {
                 headers.insert(name.into(), AMQPValue::LongString(LongString::from(value)));
             }
         }

@@ -321,7 +321,10 @@ fn new_event(e: &LedgerEvent) -> NewEvent {
         e.schema_version(),
         e.data(),
     )
-    .with_metadata(serde_json::json!({ "correlation_id": Uuid::new_v4().to_string() }))
+    .with_metadata(event_store::Metadata {
+        correlation_id: Some(Uuid::new_v4().to_string()),
+        ..event_store::Metadata::default()
+    })
 }
 
 /// Publishes CloudEvents with confirms, as the relay does.
