@@ -146,13 +146,17 @@ impl ApiError {
                 AppendError::Invalid(_) | AppendError::DuplicateEventId(_) => Problem::internal(),
             },
             ApiError::ErasurePending => outcome_unknown(),
-            ApiError::Store(StoreError::Database(e)) if is_unavailable(e) => unavailable(),
+            ApiError::Store(StoreError::Database(e)) if event_store::is_unavailable(e) => {
+                unavailable()
+            }
             ApiError::Keyring(KeyringError::Shredded { .. }) => conflict(
                 "user_erased",
                 "Personal data erased",
                 "The user's personal data has been erased.",
             ),
-            ApiError::Keyring(KeyringError::Database { source, .. }) if is_unavailable(source) => {
+            ApiError::Keyring(KeyringError::Database { source, .. })
+                if event_store::is_unavailable(source) =>
+            {
                 unavailable()
             }
             ApiError::Store(_)
@@ -222,36 +226,12 @@ fn outcome_unknown() -> Problem {
     .with_retry_after(RETRY_AFTER_SECS)
 }
 
-/// Errors of a database that is down or unreachable, as opposed to a bad query.
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-    )
-}
-
-/// The error and its sources, `: `-joined, for the one log line of a 5xx.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.to_problem();
         if problem.status().is_server_error() {
             // The one place the cause of a 5xx is logged; the body stays generic.
-            tracing::error!(error = %chain(&self), status = problem.status().as_u16(), "command failed");
+            tracing::error!(error = %platform::error_chain(&self), status = problem.status().as_u16(), "command failed");
         }
         problem.into_response()
     }

@@ -88,7 +88,7 @@ impl Sweeper {
                     Ok(()) => swept = target,
                     Err(error) => {
                         tracing::warn!(
-                            error = %chain(&error),
+                            error = %platform::error_chain(&error),
                             from = swept + 1,
                             to = target,
                             "the erasure sweep failed; it runs again at the next interval"
@@ -107,7 +107,7 @@ impl Sweeper {
         match self.store.head().await {
             Ok(head) => Some(head.map_or(0, |(position, _)| position)),
             Err(error) => {
-                tracing::warn!(error = %chain(&error), "the erasure sweeper cannot read the log's head");
+                tracing::warn!(error = %platform::error_chain(&error), "the erasure sweeper cannot read the log's head");
                 None
             }
         }
@@ -159,16 +159,4 @@ impl Sweeper {
             }
         }
     }
-}
-
-/// The error and its sources, `: `-joined, for one log line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

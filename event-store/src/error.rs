@@ -86,3 +86,16 @@ pub(crate) const ER_LOCK_DEADLOCK: u16 = 1213;
 pub(crate) const ER_CHECKREAD: u16 = 1020;
 /// `KILL` of a connection id the server does not know (any more).
 pub(crate) const ER_NO_SUCH_THREAD: u16 = 1094;
+
+/// A database that is down or unreachable (the connection, TLS or the pool failed), as
+/// opposed to a statement it refused: what a service answers 503 `unavailable` for.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}

@@ -43,7 +43,7 @@ mod topic;
 mod verify;
 
 pub use chain::{event_hash, Hash, GENESIS_HASH};
-pub use error::{AppendError, StoreError};
+pub use error::{is_unavailable, AppendError, StoreError};
 pub use event::{
     AppendOutcome, AppendRequest, Claim, ClaimOp, ClaimRecord, EventType, NewEvent, RecordedEvent,
     StreamWrite, WrittenStream,

@@ -329,7 +329,7 @@ impl Authenticator {
                             source,
                         });
                     }
-                    tracing::warn!(url = %remote.url, error = %chain(&source), attempts, "JWKS not available yet; retrying");
+                    tracing::warn!(url = %remote.url, error = %crate::error_chain(&source), attempts, "JWKS not available yet; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -431,7 +431,7 @@ impl Authenticator {
         match self.refresh_from(&remote.config).await {
             Ok(count) => tracing::info!(kid, keys = count, "JWKS fetched for an unknown kid"),
             Err(error) => {
-                tracing::warn!(kid, error = %chain(&error), "fetching the JWKS for an unknown kid failed; keeping the old keys")
+                tracing::warn!(kid, error = %crate::error_chain(&error), "fetching the JWKS for an unknown kid failed; keeping the old keys")
             }
         }
         self.knows(kid)
@@ -553,23 +553,11 @@ async fn refresh_periodically(inner: Weak<Inner>, every: Duration) {
         match auth.refresh_from(&remote.config).await {
             Ok(count) => tracing::debug!(keys = count, "JWKS refreshed"),
             Err(error) => {
-                tracing::warn!(error = %chain(&error), "refreshing the JWKS failed; keeping the old keys");
+                tracing::warn!(error = %crate::error_chain(&error), "refreshing the JWKS failed; keeping the old keys");
                 auth.expire_stale_keys();
             }
         }
     }
-}
-
-/// An error and its sources on one line, for a log field.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The claims we read beyond those jsonwebtoken validates (`iss`, `aud`, `exp`, `nbf`).

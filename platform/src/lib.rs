@@ -84,6 +84,7 @@ mod auth;
 mod config;
 mod correlation;
 mod dev_keys;
+mod error_chain;
 mod health;
 mod http_client;
 mod json;
@@ -107,6 +108,7 @@ pub use correlation::{correlate, CorrelationId, CORRELATION_ID_HEADER};
 pub use dev_keys::{
     DevKeyError, DevKeys, DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_FILE, DEV_SIGNING_KEY_FILE,
 };
+pub use error_chain::error_chain;
 pub use health::{BoxError, Readiness, ReadinessReport};
 pub use json::{parse as parse_json, Json, MAX_BODY_BYTES};
 pub use jwks_remote::{FetchError, InvalidJwksUrl, JwksCa, JwksUrl, RemoteJwks};

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use crate::checkpoint::{BatchOutcome, Candidate, Disagreement, Poison, Projection, Stale};
 use crate::envelope::{self, Message};
-use crate::error::{chain, Error};
+use crate::error::Error;
 use crate::health::Health;
 use crate::metrics::ProjectorMetrics;
 
@@ -103,7 +103,7 @@ impl Consumer {
                         backoff = Duration::from_millis(100);
                     }
                     tracing::warn!(
-                        error = %chain(&error),
+                        error = %platform::error_chain(&error),
                         retry_in_ms = backoff.as_millis() as u64,
                         "consumer session ended; reconnecting"
                     );
@@ -416,7 +416,7 @@ impl Consumer {
                 }
                 Err(error) => {
                     tracing::warn!(
-                        error = %chain(&error),
+                        error = %platform::error_chain(&error),
                         retry_in_ms = backoff.as_millis() as u64,
                         "applying a batch failed; retrying"
                     );
@@ -464,7 +464,7 @@ impl Consumer {
                     break;
                 }
                 (Err(error), _) | (_, Err(error)) => {
-                    tracing::warn!(error = %chain(&error), "checking for a parked position failed");
+                    tracing::warn!(error = %platform::error_chain(&error), "checking for a parked position failed");
                 }
                 _ => {}
             }
@@ -487,11 +487,11 @@ impl Consumer {
         ) {
             (Ok(c), Ok(h)) => (c, h.map_or(0, |(position, _)| position)),
             (Err(error), _) => {
-                tracing::warn!(error = %chain(&error), "reading the checkpoint failed");
+                tracing::warn!(error = %platform::error_chain(&error), "reading the checkpoint failed");
                 return Flow::Continue;
             }
             (_, Err(error)) => {
-                tracing::warn!(error = %chain(&error), "reading the log's head failed");
+                tracing::warn!(error = %platform::error_chain(&error), "reading the log's head failed");
                 return Flow::Continue;
             }
         };

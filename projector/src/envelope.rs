@@ -7,30 +7,17 @@
 //! The message's AMQP header `relayepoch` says which relay leadership term published it
 //! (ADR 0013); the body is the event's CloudEvent alone.
 //!
-//! Only the position must be readable: it says where the message belongs. A message
-//! that says too little to be checked (no `id`, an unparsable `time`, ...) claims nothing
-//! and is dropped as disagreeing; its position is read from the log like any other.
+//! Only the position must be readable: it says where the message belongs. The claim is
+//! the body read as `event_store::relay::CloudEvent`, the type the relay writes (one
+//! envelope type for the broker, `/api/v1/events` and webhooks); a body that is not a whole
+//! CloudEvent (no `id`, an unparsable `time`, ...) claims nothing and is dropped as
+//! disagreeing; its position is read from the log like any other.
 
-use serde::Deserialize;
-use time::format_description::well_known::Rfc3339;
+use event_store::relay::CloudEvent;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::apply::SourceEvent;
-
-/// The fields the projector reads; the others (`source`, `datacontenttype`, ids for
-/// correlation) it does not need.
-#[derive(Deserialize)]
-struct Envelope {
-    id: Uuid,
-    #[serde(rename = "type")]
-    event_type: String,
-    subject: String,
-    time: String,
-    data: serde_json::Value,
-    streamversion: u64,
-    schemaversion: u32,
-}
 
 /// What a message says about its position.
 #[derive(Debug, Clone)]
@@ -158,19 +145,17 @@ pub(crate) fn parse(body: &[u8], epoch: Option<u64>) -> Result<Message, Unplacea
         .get("correlationid")
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned);
-    let claim = serde_json::from_value::<Envelope>(value)
+    // The relay's own envelope type: a body that is not a whole CloudEvent claims nothing.
+    let claim = serde_json::from_value::<CloudEvent>(value)
         .ok()
-        .and_then(|envelope| {
-            let recorded_at = OffsetDateTime::parse(&envelope.time, &Rfc3339).ok()?;
-            Some(Claim {
-                event_id: envelope.id,
-                event_type: envelope.event_type,
-                stream_id: envelope.subject,
-                stream_version: envelope.streamversion,
-                schema_version: envelope.schemaversion,
-                recorded_at,
-                data: envelope.data,
-            })
+        .map(|envelope| Claim {
+            event_id: envelope.id,
+            event_type: envelope.event_type,
+            stream_id: envelope.subject,
+            stream_version: envelope.streamversion,
+            schema_version: envelope.schemaversion,
+            recorded_at: envelope.time,
+            data: envelope.data,
         });
     Ok(Message {
         position,

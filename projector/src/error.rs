@@ -84,15 +84,3 @@ impl Error {
         move |source| Self::Broker { doing, source }
     }
 }
-
-/// An error and its sources, `: `-separated, for one log field.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

@@ -194,7 +194,7 @@ async fn connect_log(config: &Config, mut stop: watch::Receiver<bool>) -> Option
             Ok(store) => return Some(store),
             Err(error) => {
                 tracing::warn!(
-                    error = %error::chain(&error),
+                    error = %platform::error_chain(&error),
                     retry_in_ms = backoff.as_millis() as u64,
                     "connecting to the event log failed; retrying"
                 );

@@ -32,6 +32,10 @@ pub enum ApiError {
     /// Personal data must be opened and no master keys are loaded.
     #[error("no master keys are loaded")]
     KeysUnavailable,
+    /// A subscriber of `/api/v1/events` that did not read in time: the stream's last
+    /// event (`event: error`) before it is cut.
+    #[error("the subscriber read too slowly")]
+    SubscriberTooSlow,
     /// The anchors' JWKS is not configured or cannot be read.
     #[error("the anchors' JWKS is not available")]
     AnchorKeysUnavailable,
@@ -58,7 +62,7 @@ impl ApiError {
         ApiError::Invalid(vec![FieldProblem::new(field, code, message)])
     }
 
-    fn to_problem(&self) -> Problem {
+    pub(crate) fn to_problem(&self) -> Problem {
         match self {
             ApiError::Problem(p) => p.clone(),
             ApiError::Invalid(errors) => Problem::validation_failed(errors.clone()),
@@ -75,6 +79,12 @@ impl ApiError {
                 ),
             )
             .with_retry_after(RETRY_AFTER_SECS),
+            ApiError::SubscriberTooSlow => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "subscriber_too_slow",
+                "Subscriber too slow",
+                "The events were not read in time; reconnect with Last-Event-ID.",
+            ),
             ApiError::KeysUnavailable => Problem::unavailable(
                 "The keys that open personal data are not loaded.",
                 RETRY_AFTER_SECS,
@@ -83,9 +93,13 @@ impl ApiError {
                 "The keys that sign anchors are not available.",
                 RETRY_AFTER_SECS,
             ),
-            ApiError::Database(e) if is_unavailable(e) => database_unavailable(),
-            ApiError::Store(StoreError::Database(e)) if is_unavailable(e) => database_unavailable(),
-            ApiError::Keyring(KeyringError::Database { source, .. }) if is_unavailable(source) => {
+            ApiError::Database(e) if event_store::is_unavailable(e) => database_unavailable(),
+            ApiError::Store(StoreError::Database(e)) if event_store::is_unavailable(e) => {
+                database_unavailable()
+            }
+            ApiError::Keyring(KeyringError::Database { source, .. })
+                if event_store::is_unavailable(source) =>
+            {
                 database_unavailable()
             }
             ApiError::Database(_)
@@ -101,36 +115,12 @@ fn database_unavailable() -> Problem {
     Problem::unavailable("The database is unavailable.", RETRY_AFTER_SECS)
 }
 
-/// Errors of a database that is down or unreachable, as opposed to a bad query.
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-    )
-}
-
-/// The error and its sources, `: `-joined, for the one log line of a 5xx.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.to_problem();
         if problem.status().is_server_error() {
             // The one place the cause of a 5xx is logged; the body stays generic.
-            tracing::error!(error = %chain(&self), status = problem.status().as_u16(), "query failed");
+            tracing::error!(error = %platform::error_chain(&self), status = problem.status().as_u16(), "query failed");
         }
         problem.into_response()
     }

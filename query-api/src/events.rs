@@ -414,12 +414,7 @@ fn deliver(
             tokio::select! {
                 biased;
                 () = too_slow => {
-                    let problem = Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "subscriber_too_slow",
-                        "Subscriber too slow",
-                        "The events were not read in time; reconnect with Last-Event-ID.",
-                    );
+                    let problem = ApiError::SubscriberTooSlow.to_problem();
                     let data = serde_json::to_string(&problem).unwrap_or_default();
                     let last = Event::default().event("error").data(data);
                     Some((Ok(last), (rx, slow, None)))
