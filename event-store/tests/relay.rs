@@ -12,7 +12,7 @@ use std::time::Duration;
 use event_store::relay::testing::TestBroker;
 use event_store::relay::{
     CloudEvent, Relay, RelayConfig, RelayStats, Topology, CLOUDEVENTS_CONTENT_TYPE,
-    DEFAULT_EXCHANGE, DEFAULT_QUEUE, RELAY_EPOCH,
+    DEFAULT_EXCHANGE, DEFAULT_QUEUE, RELAY_EPOCH, SUBSCRIBER_QUEUE_PREFIX,
 };
 use event_store::testing::TestDatabase;
 use event_store::{
@@ -812,4 +812,116 @@ async fn the_relay_broker_account_declares_and_publishes_but_may_not_consume_or_
         .await
         .unwrap();
     assert_eq!(u64::from(queue.message_count()), head);
+}
+
+/// A downstream subscriber's account (API.md: subscribe with a queue of your own): it
+/// declares `subscriber.<name>`, binds it to the events exchange and reads every event
+/// there; it may not publish to the exchange, declare other names or read the projector's
+/// queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_downstream_subscriber_reads_its_own_queue_but_may_not_publish() {
+    let h = Harness::new().await;
+    let relay = h.start(h.config()).await;
+    // The relay declares the exchange before the subscriber binds to it.
+    h.append_mixed(1).await;
+    eventually("the first event to be confirmed", || async {
+        h.checkpoint().await == 1
+    })
+    .await;
+    let url = h
+        .broker
+        .account("subscriber", &Topology::default().subscriber_permissions())
+        .await;
+    let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let own = format!("{SUBSCRIBER_QUEUE_PREFIX}audit-feed");
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            own.as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            own.as_str().into(),
+            DEFAULT_EXCHANGE.into(),
+            "#".into(),
+            lapin::options::QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let head = h.append_mixed(5).await;
+    eventually("every event to be confirmed", || async {
+        h.checkpoint().await == head
+    })
+    .await;
+    relay.stop().await;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "got only {got:?}");
+        let message = channel
+            .basic_get(
+                own.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap();
+        match message {
+            Some(m) => {
+                let event: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap();
+                got.push(event["position"].as_u64().unwrap());
+            }
+            None => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    assert_eq!(got, (2..=head).collect::<Vec<_>>());
+
+    let publisher = conn.create_channel().await.unwrap();
+    publisher
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let published = async {
+        publisher
+            .basic_publish(
+                DEFAULT_EXCHANGE.into(),
+                "transaction.deposited".into(),
+                lapin::options::BasicPublishOptions::default(),
+                b"{}",
+                BasicProperties::default(),
+            )
+            .await?
+            .await
+    }
+    .await;
+    assert_eq!(refusal(published), 403, "published to the events exchange");
+    let other = conn.create_channel().await.unwrap();
+    let declared = other
+        .queue_declare(
+            "not-a-subscriber-queue".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_eq!(
+        refusal(declared),
+        403,
+        "declared a queue outside its prefix"
+    );
+    let projectors = conn.create_channel().await.unwrap();
+    let consumed = projectors
+        .basic_consume(
+            DEFAULT_QUEUE.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_eq!(refusal(consumed), 403, "read the projector's queue");
 }

@@ -50,7 +50,7 @@ pub use leader::issued_epoch;
 pub use observer::{NoObserver, Refusal, RelayObserver, RelayStats};
 pub use topology::{
     Permissions, QueueTopology, Topology, DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_DEAD_LETTER_QUEUE,
-    DEFAULT_DELIVERY_LIMIT, DEFAULT_EXCHANGE, DEFAULT_QUEUE,
+    DEFAULT_DELIVERY_LIMIT, DEFAULT_EXCHANGE, DEFAULT_QUEUE, SUBSCRIBER_QUEUE_PREFIX,
 };
 
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

@@ -16,6 +16,9 @@ pub const DEFAULT_DEAD_LETTER_EXCHANGE: &str = "example.events.dlx";
 pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "queue.example.events.dead";
 /// Deliveries of one message before the quorum queue parks it in the dead-letter queue.
 pub const DEFAULT_DELIVERY_LIMIT: u32 = 20;
+/// The names a downstream subscriber's queues must start with: its broker account may
+/// declare, bind and consume those, and nothing else ([`Topology::subscriber_permissions`]).
+pub const SUBSCRIBER_QUEUE_PREFIX: &str = "subscriber.";
 
 /// Where events go: the topic exchange, and optionally the projector's queue with its
 /// dead-letter parking.
@@ -68,6 +71,19 @@ pub struct Permissions {
     pub read: String,
 }
 
+/// `name` as a regular expression that matches it literally.
+fn escaped(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
 /// A regular expression that matches exactly one of `names` (RabbitMQ's are PCRE; every
 /// character that is not a letter or a digit is escaped).
 fn exactly(names: &[&str]) -> String {
@@ -75,20 +91,7 @@ fn exactly(names: &[&str]) -> String {
         // Matches no name: a permission that grants nothing.
         return "^$".into();
     }
-    let alternatives: Vec<String> = names
-        .iter()
-        .map(|name| {
-            name.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_string()
-                    } else {
-                        format!("\\{c}")
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    let alternatives: Vec<String> = names.iter().map(|name| escaped(name)).collect();
     format!("^({})$", alternatives.join("|"))
 }
 
@@ -132,6 +135,20 @@ impl Topology {
             configure: exactly(&[]),
             write: exactly(&[]),
             read: exactly(&queue),
+        }
+    }
+
+    /// What a downstream subscriber's broker account needs: declare, bind and consume
+    /// queues of its own, named `<SUBSCRIBER_QUEUE_PREFIX><anything>`, bound to the events
+    /// exchange. It reads the exchange (binding needs it) but may write to no exchange, so
+    /// nothing it sends can reach another consumer, and it cannot touch the projector's
+    /// queue.
+    pub fn subscriber_permissions(&self) -> Permissions {
+        let own = escaped(SUBSCRIBER_QUEUE_PREFIX);
+        Permissions {
+            configure: format!("^{own}.*$"),
+            write: format!("^{own}.*$"),
+            read: format!("^({own}.*|{})$", escaped(&self.exchange)),
         }
     }
 
