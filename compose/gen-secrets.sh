@@ -37,7 +37,7 @@ key32() { openssl rand -base64 32; }
 
 for name in mariadb-root-password db-owner-password db-writer-password db-relay-password \
     db-projector-password db-reader-password db-webhooks-password db-replication-password keycloak-db-password amqp-password \
-    amqp-relay-password amqp-projector-password \
+    amqp-relay-password amqp-projector-password amqp-subscriber-password \
     keycloak-admin-password keycloak-service-client-secret grafana-admin-password \
     elastic-password rabbitmq-erlang-cookie; do
     make_secret "$name" password

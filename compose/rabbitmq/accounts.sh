@@ -1,6 +1,7 @@
 #!/bin/sh
 # One shot after RabbitMQ is healthy (service broker-accounts, in the RabbitMQ image for
-# its rabbitmqadmin): the relay's and the projector's own broker accounts, each with
+# its rabbitmqadmin): the relay's and the projector's own broker accounts, and the one
+# downstream subscribers get, each with
 # exactly the rights event_store::relay::Topology gives it (ADR 0014), made through the
 # management API as the administrator `ledger`.
 #
@@ -10,6 +11,10 @@
 #                      topology and publishes to example.events
 #   example_projector  read on queue.example.events, nothing else: it consumes, and can
 #                      neither publish nor declare
+#   example_subscriber configure, write and read on queues named subscriber.*, read on
+#                      example.events (to bind them to it): a downstream consumer's own
+#                      queues; it may publish to no exchange and never reads
+#                      queue.example.events
 #
 # `cargo xtask ops-check` checks that the rights below are the code's. Idempotent:
 # passwords are reset to the secrets' values on every run.
@@ -21,7 +26,8 @@ vhost=${RABBITMQ_VHOST:-/}
 admin_password=$(secret /run/secrets/amqp-password)
 relay_password=$(secret /run/secrets/amqp-relay-password)
 projector_password=$(secret /run/secrets/amqp-projector-password)
-for p in "$relay_password" "$projector_password"; do
+subscriber_password=$(secret /run/secrets/amqp-subscriber-password)
+for p in "$relay_password" "$projector_password" "$subscriber_password"; do
     case "$p" in "" | *[!A-Za-z0-9._~-]*)
         echo "broker-accounts: passwords must be non-empty and URL-safe ([A-Za-z0-9._~-])" >&2
         exit 65 ;;
@@ -51,4 +57,9 @@ api declare permission vhost="$vhost" user=example_projector \
     configure='^$' \
     write='^$' \
     read='^(queue\.example\.events)$'
-echo "broker-accounts: example_relay and example_projector ready on $host, vhost $vhost"
+api declare user name=example_subscriber password="$subscriber_password" tags=
+api declare permission vhost="$vhost" user=example_subscriber \
+    configure='^subscriber\..*$' \
+    write='^subscriber\..*$' \
+    read='^(subscriber\..*|example\.events)$'
+echo "broker-accounts: example_relay, example_projector and example_subscriber ready on $host, vhost $vhost"

@@ -1,5 +1,7 @@
 //! The broker accounts of the dev stack: the relay's, which may declare the topology and
-//! publish, and the projector's, which may only consume its queue (ADR 0014). Their
+//! publish, the projector's, which may only consume its queue (ADR 0014), and the one a
+//! downstream subscriber gets, which may declare, bind and read `subscriber.*` queues and
+//! publish nowhere. Their
 //! rights come from `event_store::relay::Topology`, the one place that says them; they
 //! are made with `rabbitmqctl`, as the vhosts are. The administrator (`AMQP_URL`,
 //! `guest` by default) is used by nothing but the tools.
@@ -14,11 +16,16 @@ use crate::e2e::rabbitmqctl;
 pub const RELAY_USER: &str = "example_relay";
 /// The projector's account: consumes `queue.example.events`, nothing else.
 pub const PROJECTOR_USER: &str = "example_projector";
+/// A downstream subscriber's account: its own `subscriber.*` queues, bound to
+/// `example.events`; publishes nowhere.
+pub const SUBSCRIBER_USER: &str = "example_subscriber";
 
 /// Where the relay and the projector connect, each as its own account.
 pub struct BrokerAccounts {
     pub relay_url: String,
     pub projector_url: String,
+    /// For downstream subscribers (no service of the stack uses it).
+    pub subscriber_url: String,
 }
 
 /// Makes both accounts (or resets their passwords) and gives each its rights on the
@@ -63,5 +70,6 @@ pub fn prepare(admin_url: &str) -> anyhow::Result<BrokerAccounts> {
     Ok(BrokerAccounts {
         relay_url: url_of(RELAY_USER, &topology.relay_permissions())?,
         projector_url: url_of(PROJECTOR_USER, &topology.consumer_permissions())?,
+        subscriber_url: url_of(SUBSCRIBER_USER, &topology.subscriber_permissions())?,
     })
 }

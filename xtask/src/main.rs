@@ -166,6 +166,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("database ready: {}", db.database_url_redacted());
             frontend::build_ui()?;
             let broker = broker::prepare(&amqp_url())?;
+            println!(
+                "downstream subscribers: {} (queues named subscriber.*, bound to example.events)",
+                redacted_amqp(&broker.subscriber_url)
+            );
             let services = dev_services(&db, &broker)?;
             if seeding {
                 stack::run_then(services, &[seed::READY], seed::seed_dev_stack()).await?;
@@ -419,6 +423,17 @@ fn dev_services(
         },
         frontend::gateway()?,
     ])
+}
+
+/// An AMQP URL without its password, for a line on the terminal.
+fn redacted_amqp(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "(unparsable AMQP URL)".into(),
+    }
 }
 
 fn env_cargo() -> String {

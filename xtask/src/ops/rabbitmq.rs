@@ -4,7 +4,8 @@ use std::path::Path;
 
 use anyhow::{ensure, Context};
 
-/// `compose/rabbitmq/accounts.sh` gives the relay's and the projector's broker accounts
+/// `compose/rabbitmq/accounts.sh` gives the relay's, the projector's and a downstream
+/// subscriber's broker accounts
 /// exactly the rights `event_store::relay::Topology` says (which `cargo xtask dev` and
 /// the tests give them too).
 pub(super) fn broker_accounts(root: &Path) -> anyhow::Result<()> {
@@ -17,6 +18,10 @@ pub(super) fn broker_accounts(root: &Path) -> anyhow::Result<()> {
         (
             crate::broker::PROJECTOR_USER,
             topology.consumer_permissions(),
+        ),
+        (
+            crate::broker::SUBSCRIBER_USER,
+            topology.subscriber_permissions(),
         ),
     ] {
         let declared = format!(
