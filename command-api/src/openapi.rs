@@ -3,13 +3,16 @@
 //! with; `tests/api/openapi.rs` checks every route is listed.
 
 use axum::response::IntoResponse;
+use platform::openapi::{BearerAuth, PlatformRoutes};
 use serde::Serialize;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder};
-use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
 
 use crate::{subscriptions, transactions, users};
+
+/// Health and metrics, as platform serves them.
+const PLATFORM_ROUTES: PlatformRoutes = PlatformRoutes {
+    metrics: "Prometheus metrics (OpenMetrics text)",
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,7 +44,7 @@ use crate::{subscriptions, transactions, users};
             Unavailable
         )
     ),
-    modifiers(&BearerAuth, &Operations),
+    modifiers(&BearerAuth, &PLATFORM_ROUTES),
     tags(
         (name = "users", description = "Registration, profile, deactivation, erasure"),
         (name = "transactions", description = "Deposits, withdrawals, transfers"),
@@ -211,54 +214,6 @@ pub(crate) async fn openapi_json(
     axum::extract::State(state): axum::extract::State<crate::AppState>,
 ) -> impl IntoResponse {
     platform::Json(document_json(&state.currencies))
-}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The routes platform provides, which carry no `#[utoipa::path]` of ours.
-struct Operations;
-
-impl Modify for Operations {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let routes = [
-            ("/health/live", "Liveness", "Live"),
-            (
-                "/health/ready",
-                "Readiness: MariaDB answers",
-                "Ready; 503 unavailable if not",
-            ),
-            (
-                "/metrics",
-                "Prometheus metrics (OpenMetrics text)",
-                "Metrics",
-            ),
-        ];
-        for (path, summary, answer) in routes {
-            let operation = OperationBuilder::new()
-                .tag("operations")
-                .summary(Some(summary))
-                .response("200", ResponseBuilder::new().description(answer).build())
-                .build();
-            openapi
-                .paths
-                .add_path_operation(path, vec![HttpMethod::Get], operation);
-        }
-    }
 }
 
 /// The headers every command takes.

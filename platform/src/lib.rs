@@ -90,6 +90,7 @@ mod http_client;
 mod json;
 mod jwks_remote;
 mod metrics;
+pub mod openapi;
 mod otlp;
 mod principal;
 mod problem;
