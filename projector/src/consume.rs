@@ -94,8 +94,9 @@ impl Consumer {
                 return Ok(());
             }
             let result = self.session(&mut stop).await;
-            let was_connected = self.health.broker_connected();
-            self.health.set_broker_connected(false);
+            // Connected long enough to consume: the backoff starts again from its least.
+            let was_connected = self.health.consuming();
+            self.health.set_broker(None);
             match result {
                 Ok(()) => return Ok(()),
                 Err(error) => {
@@ -170,7 +171,7 @@ impl Consumer {
             )
             .await
             .map_err(Error::broker("starting the consumer"))?;
-        self.health.set_broker_connected(true);
+        self.health.set_broker(Some(connection.status().clone()));
         tracing::info!(
             queue = %queue,
             consumer_tag = %tag,

@@ -1,9 +1,9 @@
 //! What `/health/ready` says: the database answers, the broker is connected, and the
 //! projection is not stopped in front of a poison event.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use lapin::ConnectionStatus;
 use platform::Readiness;
 use sqlx::MySqlPool;
 
@@ -18,7 +18,10 @@ pub(crate) struct Health {
 
 #[derive(Default)]
 struct Inner {
-    broker_connected: AtomicBool,
+    /// The consuming session's connection, while it consumes: readiness asks it whether
+    /// it is still open, so a connection the broker closed reads as gone at once, even
+    /// while the consumer is busy elsewhere (a batch, a catch-up from the log).
+    broker: Mutex<Option<ConnectionStatus>>,
     poison: Mutex<Option<Poison>>,
 }
 
@@ -35,14 +38,32 @@ enum NotReady {
 }
 
 impl Health {
-    pub fn set_broker_connected(&self, connected: bool) {
-        self.inner
-            .broker_connected
-            .store(connected, Ordering::Relaxed);
+    /// The connection a session consumes on (`None` once it ended).
+    pub fn set_broker(&self, status: Option<ConnectionStatus>) {
+        *self
+            .inner
+            .broker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = status;
     }
 
+    /// A session reached consuming (its connection may have closed since).
+    pub fn consuming(&self) -> bool {
+        self.inner
+            .broker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// A session consumes and its connection is open.
     pub fn broker_connected(&self) -> bool {
-        self.inner.broker_connected.load(Ordering::Relaxed)
+        self.inner
+            .broker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(ConnectionStatus::connected)
     }
 
     pub fn set_poison(&self, poison: Option<Poison>, metrics: &ProjectorMetrics) {
@@ -75,7 +96,7 @@ impl Health {
                 async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
             })
             .with_check("rabbitmq", move || {
-                let connected = broker.inner.broker_connected.load(Ordering::Relaxed);
+                let connected = broker.broker_connected();
                 async move {
                     if connected {
                         Ok(())
