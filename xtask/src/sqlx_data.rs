@@ -9,7 +9,7 @@
 //! their data themselves when `SQLX_OFFLINE_DIR` is set and they run online.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use anyhow::{bail, Context};
@@ -30,7 +30,8 @@ pub async fn prepare(owner_url: &str, check: bool) -> anyhow::Result<bool> {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
-    let database = format!("example_sqlx_{}", uuid::Uuid::new_v4().simple());
+    // The test prefix: a run cut short leaves it to `test`'s stale-database sweep.
+    let database = format!("example_t_sqlx_{}", uuid::Uuid::new_v4().simple());
     let server = MySqlConnectOptions::from_str(owner_url)
         .context("DATABASE_URL is not a mysql:// URL")?
         .database("");
@@ -122,7 +123,7 @@ async fn make(options: &MySqlConnectOptions, url: &url::Url, out: &Path) -> anyh
     Ok(())
 }
 
-fn files(dir: &PathBuf) -> anyhow::Result<BTreeMap<String, String>> {
+fn files(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(out);
