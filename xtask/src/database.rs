@@ -31,33 +31,41 @@ pub const DEFAULT_PROJECTOR_URL: &str =
 pub const DEFAULT_READER_URL: &str = "mysql://example_reader:example_reader@127.0.0.1:3306/example";
 
 /// The projector's account (besides `events`, granted by the event store's rules): the
-/// read tables it writes, and the parked positions it only reads.
-pub(crate) const PROJECTOR_GRANTS: &[(&str, &str)] = &[
-    ("SELECT", "events"),
-    ("SELECT", "parked_events"),
-    ("SELECT, INSERT, UPDATE", "users_view"),
-    ("SELECT, INSERT, UPDATE", "balances_view"),
-    ("SELECT, INSERT, UPDATE", "transactions_view"),
-    ("SELECT, INSERT, UPDATE", "checkpoints"),
-    // The highest relay epoch accepted, and the highest any relay began (ADR 0013).
-    ("SELECT, INSERT, UPDATE", "relay_epochs_seen"),
-    ("SELECT", "relay_checkpoints"),
-];
+/// read tables it writes, and the parked positions it only reads. Read tables are named
+/// by `read_model`, their owner; the log's tables by the event store's migrations.
+pub(crate) fn projector_grants() -> Vec<(&'static str, String)> {
+    const WRITE: &str = "SELECT, INSERT, UPDATE";
+    vec![
+        ("SELECT", "events".into()),
+        ("SELECT", read_model::PARKED_EVENTS.to_string()),
+        (WRITE, read_model::USERS.to_string()),
+        (WRITE, read_model::BALANCES.to_string()),
+        (WRITE, read_model::TRANSACTIONS.to_string()),
+        (WRITE, read_model::CHECKPOINTS.to_string()),
+        // The highest relay epoch accepted, and the highest any relay began (ADR 0013).
+        (WRITE, read_model::RELAY_EPOCHS_SEEN.to_string()),
+        ("SELECT", "relay_checkpoints".into()),
+    ]
+}
 
 /// query-api's account: what it serves, and nothing else (no claims): the views, the log
 /// (audit, subscriptions), the keys that open personal data, the anchors, and what the
 /// operations page shows (the relay's progress, parked positions).
-pub(crate) const READER_GRANTS: &[(&str, &str)] = &[
-    ("SELECT", "users_view"),
-    ("SELECT", "balances_view"),
-    ("SELECT", "transactions_view"),
-    ("SELECT", "checkpoints"),
-    ("SELECT", "events"),
-    ("SELECT", "data_keys"),
-    ("SELECT", "anchors"),
-    ("SELECT", "relay_checkpoints"),
-    ("SELECT", "parked_events"),
-];
+pub(crate) fn reader_grants() -> Vec<(&'static str, String)> {
+    let mut grants: Vec<(&'static str, String)> = read_model::TableSet::live()
+        .names()
+        .into_iter()
+        .map(|table| ("SELECT", table.to_string()))
+        .collect();
+    grants.extend([
+        ("SELECT", "events".into()),
+        ("SELECT", "data_keys".into()),
+        ("SELECT", "anchors".into()),
+        ("SELECT", "relay_checkpoints".into()),
+        ("SELECT", read_model::PARKED_EVENTS.to_string()),
+    ]);
+    grants
+}
 const SOCKETS: [&str; 3] = [
     "/run/mysqld/mysqld.sock",
     "/var/run/mysqld/mysqld.sock",
@@ -294,8 +302,8 @@ pub(crate) async fn grant_service_accounts(
         .await
         .context("granting the relay account")?;
     for (what, account, grants) in [
-        ("projector", projector, PROJECTOR_GRANTS),
-        ("reader", reader, READER_GRANTS),
+        ("projector", projector, projector_grants()),
+        ("reader", reader, reader_grants()),
     ] {
         let (u, p) = (&account.user, quote(&account.password));
         for sql in [
@@ -306,7 +314,7 @@ pub(crate) async fn grant_service_accounts(
                 .await
                 .with_context(|| format!("creating the {what} account"))?;
         }
-        grant_tables(pool, database, account, grants)
+        grant_tables(pool, database, account, &grants)
             .await
             .with_context(|| format!("granting the {what} account"))?;
     }
@@ -317,9 +325,10 @@ async fn grant_tables(
     pool: &sqlx::MySqlPool,
     database: &str,
     account: &Account,
-    grants: &[(&str, &str)],
+    grants: &[(&str, impl AsRef<str>)],
 ) -> anyhow::Result<()> {
     for (privileges, table) in grants {
+        let table = table.as_ref();
         let sql = format!(
             "GRANT {privileges} ON `{database}`.`{table}` TO '{}'@'%'",
             account.user

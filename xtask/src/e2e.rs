@@ -1,6 +1,7 @@
 //! The end-to-end test: the whole stack started as `cargo xtask dev` starts it, on a
 //! database and a RabbitMQ vhost of its own (both removed afterwards), driven by
-//! `ui/e2e/e2e.mjs` in real Chromium through the gateway; then `e2e_oidc.rs`.
+//! `ui/e2e/e2e.mjs` in real Chromium through the gateway; then, on the same stack,
+//! schemathesis against both APIs (`schemathesis.rs`); then `e2e_oidc.rs`.
 
 use std::process::Command;
 use std::str::FromStr;
@@ -14,6 +15,8 @@ use crate::database::DbArgs;
 use crate::stack::Stack;
 
 const VHOST_PREFIX: &str = "example_e2e_";
+const COMMAND_API: &str = "http://127.0.0.1:8081";
+const QUERY_API: &str = "http://127.0.0.1:8082";
 /// The service accounts of the end-to-end stack: writer, relay, projector, reader.
 const E2E_ACCOUNTS: [&str; 4] = [
     "example_e2e_w",
@@ -22,7 +25,21 @@ const E2E_ACCOUNTS: [&str; 4] = [
     "example_e2e_r",
 ];
 
-pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
+/// What the stack's two suites found.
+pub struct Outcome {
+    /// The browser test and the OpenID Connect sign-in.
+    pub e2e: anyhow::Result<()>,
+    /// Schemathesis against both APIs, a token per role.
+    pub api_fuzz: anyhow::Result<()>,
+}
+
+pub async fn run(db: &DbArgs) -> Outcome {
+    let mut api_fuzz = Err(anyhow::anyhow!("not run: the stack did not come up"));
+    let e2e = run_stack(db, &mut api_fuzz).await;
+    Outcome { e2e, api_fuzz }
+}
+
+async fn run_stack(db: &DbArgs, api_fuzz: &mut anyhow::Result<()>) -> anyhow::Result<()> {
     let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
     let name = format!("example_e2e_{id}");
     let owner = MySqlConnectOptions::from_str(&db.database_url)?;
@@ -39,6 +56,8 @@ pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
     let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{name}");
 
     let result = async {
+        // Installed first: a missing Python or PyPI fails the run before the stack starts.
+        let st = crate::schemathesis::ensure_installed()?;
         crate::database::prepare(&e2e_db).await?;
         crate::frontend::build_ui()?;
         let broker = crate::broker::prepare(&amqp)?;
@@ -48,8 +67,8 @@ pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
             stack
                 .wait_ready(
                     &[
-                        "http://127.0.0.1:8081/health/ready",
-                        "http://127.0.0.1:8082/health/ready",
+                        &format!("{COMMAND_API}/health/ready"),
+                        &format!("{QUERY_API}/health/ready"),
                         "http://127.0.0.1:9101/health/ready",
                         "http://127.0.0.1:9102/health/ready",
                         "http://127.0.0.1:9103/health/ready",
@@ -60,7 +79,11 @@ pub async fn run(db: &DbArgs) -> anyhow::Result<()> {
                 .await?;
             // The alert rules and dashboards against what the services really export.
             crate::ops::check_live_metrics().await?;
-            crate::frontend::e2e("http://127.0.0.1:8080")
+            let browser = crate::frontend::e2e("http://127.0.0.1:8080");
+            // The documents against what the services enforce, on the stack the browser
+            // test left (its users and transactions give the stateful phase data).
+            *api_fuzz = crate::schemathesis::run_all(&st, COMMAND_API, QUERY_API);
+            browser
         }
         .await;
         stack.stop().await;

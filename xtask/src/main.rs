@@ -23,7 +23,7 @@
 //! | `e2e` | the end-to-end test of the whole stack in Chromium |
 //! | `e2e_oidc` | the end-to-end test of OpenID Connect sign-in |
 //! | `ops` | the operations checks: Prometheus, Grafana, compose, Dockerfiles, nginx, CI |
-//! | `schemathesis` | `api-fuzz`: Schemathesis against both running APIs |
+//! | `schemathesis` | Schemathesis against both APIs: in `test` on the end-to-end stack, and `api-fuzz` against a running one |
 //! | `bench` | the benchmarks, each against its raw limit |
 //! | `backup` | `backup`: a consistent dump with its binary-log position |
 //! | `restore` | `restore`: into a fresh database, proved and made safe |
@@ -219,7 +219,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             suite("rust", run_rust_tests(&db, &rest)?);
             suite("ui", report(frontend::ui_unit_tests()));
             suite("ops", report(ops::run()));
-            suite("e2e", report(e2e::run(&db).await));
+            let stack = e2e::run(&db).await;
+            suite("e2e", report(stack.e2e));
+            suite("api-fuzz", report(stack.api_fuzz));
             println!();
             if !failed.is_empty() {
                 println!("failed suites: {}", failed.join(", "));
@@ -312,11 +314,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             query_url,
         } => {
             let st = schemathesis::ensure_installed()?;
-            let tokens = schemathesis::tokens()?;
-            let commands = schemathesis::run(&st, &command_url, &tokens);
-            let queries = schemathesis::run(&st, &query_url, &tokens);
-            commands?;
-            queries?;
+            schemathesis::run_all(&st, &command_url, &query_url)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,13 +1,13 @@
 //! MariaDB's own command-line tools (`mariadb-dump`, `mariadb`, `mariadb-binlog`) as the
 //! backup and restore drive them: the account's password in a temporary option file (never
-//! on a command line), and byte counts with a progress line while data streams through.
+//! on a command line), and byte counts with a progress bar (indicatif) while data streams through.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::mysql::MySqlConnectOptions;
 
 /// Where a database is, parsed once from its URL.
@@ -101,65 +101,51 @@ pub(crate) fn tool(name: &str) -> PathBuf {
     }
 }
 
-/// One progress line on stderr: redrawn in place on a terminal, a line every few
-/// seconds otherwise.
+/// The progress of bytes streaming through, as an indicatif bar on stderr (hidden when
+/// stderr is no terminal), and one summary line at the end.
 pub(crate) struct Progress {
     what: String,
-    total: Option<u64>,
-    started: Instant,
-    last: Option<Instant>,
-    terminal: bool,
+    bar: ProgressBar,
 }
 
 impl Progress {
+    /// `total` is the server's size estimate, if it has one: it can be stale, so the bar
+    /// grows past it rather than claim more than 100%.
     pub(crate) fn new(what: impl Into<String>, total: Option<u64>) -> Self {
-        Self {
-            what: what.into(),
-            total,
-            started: Instant::now(),
-            last: None,
-            terminal: std::io::stderr().is_terminal(),
+        let what = what.into();
+        let template = match total {
+            Some(_) => "{msg}: {bytes} of ≈{total_bytes} [{bar:30}] {binary_bytes_per_sec}",
+            None => "{msg}: {bytes} {binary_bytes_per_sec}",
+        };
+        let bar = match total {
+            Some(total) => ProgressBar::new(total),
+            None => ProgressBar::no_length(),
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("#-"));
         }
+        bar.set_message(what.clone());
+        Self { what, bar }
     }
 
     pub(crate) fn show(&mut self, done: u64) {
-        let every = if self.terminal { 0.2 } else { 5.0 };
-        if self.last.is_some_and(|t| t.elapsed().as_secs_f64() < every) {
-            return;
+        if self.bar.length().is_some_and(|total| done > total) {
+            self.bar.set_length(done);
         }
-        self.last = Some(Instant::now());
-        self.print(done);
+        self.bar.set_position(done);
     }
 
-    fn print(&self, done: u64) {
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let rate = mib(done) / self.started.elapsed().as_secs_f64().max(1e-3);
-        // The server's size estimate can be stale: past it, say nothing of it.
-        let of = match self.total {
-            Some(total) if total > 0 && done <= total => format!(
-                " of ≈{:.1} MiB ({:.0}%)",
-                mib(total),
-                (done as f64 * 100.0 / total as f64).min(100.0)
-            ),
-            _ => String::new(),
-        };
-        let line = format!("{}: {:.1} MiB{of}, {rate:.1} MiB/s", self.what, mib(done));
-        let mut err = std::io::stderr().lock();
-        let _ = if self.terminal {
-            write!(err, "\r{line}\x1b[K")
-        } else {
-            writeln!(err, "{line}")
-        };
-        let _ = err.flush();
-    }
-
-    /// The final line; returns the seconds taken.
+    /// Clears the bar and prints the summary line; returns the seconds taken.
     pub(crate) fn finish(&mut self, done: u64) -> f64 {
-        self.print(done);
-        if self.terminal {
-            eprintln!();
-        }
-        self.started.elapsed().as_secs_f64()
+        let seconds = self.bar.elapsed().as_secs_f64();
+        self.bar.finish_and_clear();
+        let mib = done as f64 / (1024.0 * 1024.0);
+        eprintln!(
+            "{}: {mib:.1} MiB in {seconds:.1} s ({:.1} MiB/s)",
+            self.what,
+            mib / seconds.max(1e-3)
+        );
+        seconds
     }
 }
 

@@ -50,8 +50,16 @@ pub fn ensure_installed() -> anyhow::Result<PathBuf> {
     Ok(st)
 }
 
+/// Runs schemathesis on both APIs, with a dev token of each role.
+pub fn run_all(st: &Path, command_api: &str, query_api: &str) -> anyhow::Result<()> {
+    let tokens = tokens()?;
+    let commands = run(st, command_api, &tokens);
+    let queries = run(st, query_api, &tokens);
+    commands.and(queries)
+}
+
 /// Runs schemathesis on `base`'s `/openapi.json` once per `(role, token)`.
-pub fn run(st: &Path, base: &str, tokens: &[(String, String)]) -> anyhow::Result<()> {
+fn run(st: &Path, base: &str, tokens: &[(String, String)]) -> anyhow::Result<()> {
     let config = workspace_root().join("xtask/schemathesis/schemathesis.toml");
     let mut failed = Vec::new();
     for (role, token) in tokens {
@@ -80,7 +88,7 @@ pub fn run(st: &Path, base: &str, tokens: &[(String, String)]) -> anyhow::Result
 }
 
 /// A dev token for each role, from the dev key in `.dev/`.
-pub fn tokens() -> anyhow::Result<Vec<(String, String)>> {
+fn tokens() -> anyhow::Result<Vec<(String, String)>> {
     let keys = platform::DevKeys::load_or_create(&workspace_root().join(".dev"))?;
     let mut out = Vec::new();
     for role in [

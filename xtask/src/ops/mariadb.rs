@@ -12,8 +12,8 @@ pub(super) fn compose_grants_match(root: &Path) -> anyhow::Result<Vec<String>> {
         .context("reading compose/mariadb/grants.sh")?;
     let mut problems = Vec::new();
     for (user, wanted) in [
-        ("example_projector", crate::database::PROJECTOR_GRANTS),
-        ("example_reader", crate::database::READER_GRANTS),
+        ("example_projector", crate::database::projector_grants()),
+        ("example_reader", crate::database::reader_grants()),
     ] {
         let mut found: Vec<(String, String)> = script
             .lines()
@@ -34,7 +34,7 @@ pub(super) fn compose_grants_match(root: &Path) -> anyhow::Result<Vec<String>> {
             .collect();
         let mut wanted: Vec<(String, String)> = wanted
             .iter()
-            .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+            .map(|(p, t)| ((*p).to_owned(), t.clone()))
             .collect();
         found.sort();
         wanted.sort();
