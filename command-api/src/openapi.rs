@@ -73,6 +73,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub fn document_json(currencies: &ledger::CurrencySet) -> serde_json::Value {
     let mut doc = serde_json::to_value(document()).unwrap_or_default();
     put_right(&mut doc, currencies);
+    platform::openapi::refuse_nil_uuids(&mut doc);
     doc
 }
 
@@ -143,6 +144,14 @@ fn put_right(doc: &mut serde_json::Value, currencies: &ledger::CurrencySet) {
         }
     }
     schemas["DeactivateUserBody"]["properties"]["reason"]["pattern"] = json!("\\S");
+    // A subscription's patterns, as `event_store::TypePattern` parses them: 1 to 32.
+    schemas["CreateSubscriptionBody"]["properties"]["types"]["minItems"] = json!(1);
+    schemas["CreateSubscriptionBody"]["properties"]["types"]["maxItems"] = json!(32);
+    schemas["CreateSubscriptionBody"]["properties"]["types"]["items"] = json!({
+        "type": "string",
+        "pattern": event_store::TypePattern::REGEX,
+        "maxLength": event_store::TypePattern::MAX_LEN,
+    });
     schemas["UpdateProfileBody"]["anyOf"] = json!([
         {"required": ["email"], "properties": {"email": {"type": "string"}}},
         {"required": ["display_name"], "properties": {"display_name": {"type": "string"}}},

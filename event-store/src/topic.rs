@@ -25,9 +25,20 @@ enum Word {
 pub struct InvalidPattern(String);
 
 impl TypePattern {
+    /// The longest pattern, and the longest comma-separated list of them.
+    pub const MAX_LEN: usize = 200;
+    /// What [`TypePattern::parse`] accepts, as a regular expression for API documents
+    /// (with [`TypePattern::MAX_LEN`] as its `maxLength`).
+    pub const REGEX: &'static str = "^(?:[A-Za-z0-9_-]+|\\*|#)(?:\\.(?:[A-Za-z0-9_-]+|\\*|#))*$";
+    /// What [`TypeFilter::parse_list`] accepts: patterns separated by commas, each with
+    /// spaces around it if the writer likes.
+    pub const LIST_REGEX: &'static str =
+        "^ *(?:[A-Za-z0-9_-]+|\\*|#)(?:\\.(?:[A-Za-z0-9_-]+|\\*|#))* *\
+        (?:, *(?:[A-Za-z0-9_-]+|\\*|#)(?:\\.(?:[A-Za-z0-9_-]+|\\*|#))* *)*$";
+
     /// At most 200 characters; words of letters, digits, `_` and `-`, or `*` or `#`.
     pub fn parse(text: &str) -> Result<Self, InvalidPattern> {
-        if text.is_empty() || text.len() > 200 {
+        if text.is_empty() || text.len() > Self::MAX_LEN {
             return Err(InvalidPattern("a pattern is 1 to 200 characters".into()));
         }
         let words = text
@@ -92,10 +103,17 @@ impl fmt::Display for TypePattern {
 pub struct TypeFilter(Vec<TypePattern>);
 
 impl TypeFilter {
-    /// Comma-separated patterns, as in `?types=transaction.*,user.registered`.
+    /// Comma-separated patterns, as in `?types=transaction.*,user.registered`, spaces
+    /// allowed around each; at most [`TypePattern::MAX_LEN`] characters in all.
     pub fn parse_list(text: &str) -> Result<Self, InvalidPattern> {
+        if text.len() > TypePattern::MAX_LEN {
+            return Err(InvalidPattern(format!(
+                "at most {} characters of patterns in all",
+                TypePattern::MAX_LEN
+            )));
+        }
         text.split(',')
-            .map(|p| TypePattern::parse(p.trim()))
+            .map(|p| TypePattern::parse(p.trim_matches(' ')))
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
     }

@@ -54,3 +54,42 @@ impl Modify for PlatformRoutes {
         }
     }
 }
+
+/// The nil UUID, which no id of the ledger may be.
+const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Marks every UUID string of `doc` (`format: uuid`) as not the nil UUID, which the
+/// ledger's ids refuse: a generator holding to the document then never sends it.
+pub fn refuse_nil_uuids(doc: &mut serde_json::Value) {
+    match doc {
+        serde_json::Value::Object(map) => {
+            if map.get("format").and_then(serde_json::Value::as_str) == Some("uuid") {
+                map.insert("not".to_owned(), serde_json::json!({ "const": NIL_UUID }));
+            }
+            map.values_mut().for_each(refuse_nil_uuids);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(refuse_nil_uuids),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_uuid_schema_refuses_the_nil_uuid_and_nothing_else_changes() {
+        let mut doc = serde_json::json!({
+            "a": {"type": "string", "format": "uuid"},
+            "b": [{"type": "string", "format": "date-time"}, {"format": "uuid"}],
+        });
+        refuse_nil_uuids(&mut doc);
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "a": {"type": "string", "format": "uuid", "not": {"const": NIL_UUID}},
+                "b": [{"type": "string", "format": "date-time"}, {"format": "uuid", "not": {"const": NIL_UUID}}],
+            })
+        );
+    }
+}

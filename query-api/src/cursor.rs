@@ -35,9 +35,18 @@ impl UserCursor {
 
     pub(crate) fn decode(raw: &str) -> Result<Self, ApiError> {
         let (key, id) = decode(USERS, raw)?;
-        let micros = i64::from_be_bytes(key);
-        let created_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-            .map_err(|_| invalid())?;
+        // Any eight bytes are a cursor: a time beyond what a row can hold starts the page
+        // at the first or the last row, as a time just inside would.
+        let micros = i128::from(i64::from_be_bytes(key));
+        let nanos = (micros * 1_000).clamp(
+            time::PrimitiveDateTime::MIN
+                .assume_utc()
+                .unix_timestamp_nanos(),
+            time::PrimitiveDateTime::MAX
+                .assume_utc()
+                .unix_timestamp_nanos(),
+        );
+        let created_at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| invalid())?;
         Ok(Self {
             created_at,
             user_id: id,
@@ -66,6 +75,17 @@ impl TransactionCursor {
 /// Whole microseconds since the epoch: DATETIME(6) holds no more.
 fn micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// The cursor of the list at `path`, as a regular expression for the API document: the
+/// kind byte, then 24 bytes, in hex.
+pub(crate) fn pattern(path: &str) -> Option<String> {
+    let kind = match path {
+        "/api/v1/users" => USERS,
+        "/api/v1/transactions" => TRANSACTIONS,
+        _ => return None,
+    };
+    Some(format!("^{kind:02x}[0-9a-fA-F]{{48}}$"))
 }
 
 fn encode(kind: u8, key: &[u8; 8], id: Uuid) -> String {
@@ -98,6 +118,22 @@ fn invalid() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_string_of_the_documented_pattern_is_a_cursor() {
+        let users = pattern("/api/v1/users").unwrap();
+        assert_eq!(users, "^75[0-9a-fA-F]{48}$");
+        for tail in [
+            "0".repeat(48),
+            "f".repeat(48),
+            "F".repeat(48),
+            format!("80{}", "0".repeat(46)),
+        ] {
+            UserCursor::decode(&format!("75{tail}")).unwrap();
+            TransactionCursor::decode(&format!("74{tail}")).unwrap();
+        }
+        assert!(UserCursor::decode(&format!("74{}", "0".repeat(48))).is_err());
+    }
 
     #[test]
     fn cursors_round_trip() {

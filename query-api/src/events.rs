@@ -197,10 +197,9 @@ fn query(params: &Params, headers: &HeaderMap) -> Result<Query, ApiError> {
                 })?,
         ),
     };
-    let after = match resumed {
-        Some(p) => p,
-        None => params.position("after")?.unwrap_or(0),
-    };
+    // `after` is checked even when Last-Event-ID wins: a malformed one is still refused.
+    let after_param = params.position("after")?;
+    let after = resumed.or(after_param).unwrap_or(0);
     let types = match params.get("types") {
         None => TypeFilter::default(),
         Some(raw) => TypeFilter::parse_list(raw)

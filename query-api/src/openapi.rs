@@ -73,8 +73,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// The document served at `/openapi.json`: the generated one with what the derive cannot
 /// say put right, so that it describes what the service accepts: `X-Min-Position` and
 /// `Last-Event-ID` as header text of digits (a header is text; `null` is no position),
-/// `limit` within its range (1–200 for views, 1–1000 for the log), no empty `cursor`,
-/// `stream` or `types`, and header values without control characters.
+/// `limit` within its range (1–200 for views, 1–1000 for the log), each list's cursor as
+/// [`crate::cursor`] writes it, `stream` as a stream id, `types` as a pattern list, the
+/// export's `from` from 1, no nil UUID, and header values without control characters.
 pub fn document_json() -> serde_json::Value {
     use serde_json::json;
     let mut doc = serde_json::to_value(document()).unwrap_or_default();
@@ -114,15 +115,27 @@ pub fn document_json() -> serde_json::Value {
                         "type": "integer", "format": "int32",
                         "minimum": 1, "maximum": max_limit,
                     }),
-                    Some("cursor" | "stream" | "types") => {
-                        json!({"type": "string", "minLength": 1})
-                    }
+                    Some("cursor") => match crate::cursor::pattern(path) {
+                        Some(pattern) => json!({"type": "string", "pattern": pattern}),
+                        None => continue,
+                    },
+                    Some("stream") => json!({
+                        "type": "string",
+                        "pattern": format!("^[!-~]{{1,{}}}$", event_store::StreamId::MAX_LEN),
+                    }),
+                    Some("types") => json!({
+                        "type": "string",
+                        "pattern": event_store::TypePattern::LIST_REGEX,
+                        "maxLength": event_store::TypePattern::MAX_LEN,
+                    }),
+                    Some("from") => json!({"type": "integer", "format": "int64", "minimum": 1}),
                     _ => continue,
                 };
                 parameter["schema"] = schema;
             }
         }
     }
+    platform::openapi::refuse_nil_uuids(&mut doc);
     doc
 }
 
