@@ -331,3 +331,88 @@ fn a_collector_that_never_answers_fills_the_queue_and_spans_are_dropped() {
     assert_eq!((stats.exported, stats.failed), (0, 0));
     drop(silent);
 }
+
+/// What span export costs a request: the same request (a traceparent, two spans) through
+/// the standard middleware on one thread, with the `info` filter and no log output, once
+/// without an exporter and once exporting to a collector that accepts everything. Rounds
+/// alternate and the median is printed; nothing is asserted, a timing is no test. Run it
+/// by name in a release build:
+///
+/// `cargo test --release -p platform --test otlp -- --ignored --nocapture export_cost`
+#[test]
+#[ignore = "a measurement: run it by name in a release build"]
+fn export_cost_per_request() {
+    const REQUESTS: u32 = 20_000;
+    const ROUNDS: usize = 7;
+    let (endpoint, received) = start_discarding_collector();
+    let off = tracing::Dispatch::new(tracing_subscriber::registry().with(EnvFilter::new("info")));
+    let (on, _exporter) = subscriber(OtlpSettings::new(endpoint.parse().unwrap(), "bench"));
+    let on = tracing::Dispatch::new(on);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = app();
+    let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01");
+    let mut figures = [Vec::new(), Vec::new()];
+    // Round 0 warms up and is not counted.
+    for round in 0..=ROUNDS {
+        for (dispatch, figures) in [&off, &on].into_iter().zip(figures.iter_mut()) {
+            let _default = tracing::dispatcher::set_default(dispatch);
+            let started = std::time::Instant::now();
+            runtime.block_on(async {
+                for _ in 0..REQUESTS {
+                    get_status(&app, "/accounts/7", Some(&traceparent)).await;
+                }
+            });
+            if round > 0 {
+                figures.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(REQUESTS));
+            }
+        }
+    }
+    let [off, on] = figures.map(|mut f| {
+        f.sort_by(f64::total_cmp);
+        f[f.len() / 2]
+    });
+    println!(
+        "export off: {off:.2} µs/request; export on: {on:.2} µs/request; \
+         export costs {:.2} µs/request (median of {ROUNDS} rounds of {REQUESTS})",
+        on - off
+    );
+    let (posts, bytes) = received();
+    println!("the collector received {posts} POSTs, {bytes} bytes");
+}
+
+/// A collector that answers every POST with 200 and keeps only counts.
+fn start_discarding_collector() -> (String, impl Fn() -> (u64, u64)) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
+    let received = counts.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            let app = Router::new().route(
+                "/v1/traces",
+                post(|body: Bytes| async move {
+                    received.0.fetch_add(1, Ordering::Relaxed);
+                    received.1.fetch_add(body.len() as u64, Ordering::Relaxed);
+                    "{}"
+                }),
+            );
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    let addr = addr_rx.recv_timeout(DEADLINE).unwrap();
+    (format!("http://{addr}"), move || {
+        (
+            counts.0.load(Ordering::Relaxed),
+            counts.1.load(Ordering::Relaxed),
+        )
+    })
+}
