@@ -147,8 +147,8 @@ pub struct TelemetryArgs {
     #[arg(long, env = "RUST_LOG", default_value = DEFAULT_LOG_FILTER)]
     pub log_filter: String,
     /// OpenTelemetry collector (OTLP/HTTP, plain http://) to export spans to, e.g.
-    /// `http://otel-collector:4318`; spans are POSTed as JSON to `<endpoint>/v1/traces`.
-    /// Unset: no export. Set but empty is refused.
+    /// `http://otel-collector:4318`; spans are POSTed as OTLP protobuf to
+    /// `<endpoint>/v1/traces`. Unset: no export. Set but empty is refused.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<OtlpEndpoint>,
     /// `service.name` of exported spans; the service's own name (`command-api`, …) if unset.

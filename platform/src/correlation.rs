@@ -14,17 +14,14 @@ use axum::response::Response;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::otlp::{PARENT_SPAN_ID_FIELD, TRACE_ID_FIELD};
+use crate::otlp;
 use crate::trace_context::TraceParent;
 
 /// Request and response header of the correlation id.
 pub const CORRELATION_ID_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 
-/// The name and target of the per-request span, which span export marks as a server span.
-pub(crate) const REQUEST_SPAN: &str = "request";
-pub(crate) const REQUEST_SPAN_TARGET: &str = module_path!();
 /// The request span's field with the response status, recorded once the answer is known.
-pub(crate) const STATUS_FIELD: &str = "status";
+const STATUS_FIELD: &str = "status";
 
 /// 1–128 visible ASCII characters, from the client or made here (a UUIDv7).
 ///
@@ -87,9 +84,9 @@ impl<S: Send + Sync> FromRequestParts<S> for CorrelationId {
 
 /// Middleware (`axum::middleware::from_fn(correlate)`): settles the correlation id, stores
 /// it in the request extensions, runs the request inside a `request` span carrying it (and,
-/// from a W3C `traceparent`, the `trace_id` and the caller's span as `parent_span_id`),
-/// logs one line per request, records the response `status` on the span, and echoes the id
-/// in the response.
+/// from a W3C `traceparent`, continuing the caller's trace: [`otlp::continue_trace`]),
+/// logs one line per request, records the response `status` on the span (an exported
+/// server span fails on a 5xx, not on a 4xx), and echoes the id in the response.
 pub async fn correlate(mut req: Request, next: Next) -> Response {
     let id = CorrelationId::from_headers(req.headers());
     req.extensions_mut().insert(id.clone());
@@ -98,19 +95,18 @@ pub async fn correlate(mut req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned());
     let span = tracing::info_span!(
-        REQUEST_SPAN,
+        "request",
+        otel.kind = "server",
         method = %req.method(),
         route = route.as_deref().unwrap_or("unmatched"),
         path = req.uri().path(),
         correlation_id = %id,
         trace_id = tracing::field::Empty,
-        parent_span_id = tracing::field::Empty,
         subject = tracing::field::Empty,
         status = tracing::field::Empty,
     );
-    if let Some(context) = TraceParent::from_headers(req.headers()) {
-        span.record(TRACE_ID_FIELD, context.trace_id());
-        span.record(PARENT_SPAN_ID_FIELD, context.parent_id());
+    if let Some(caller) = TraceParent::from_headers(req.headers()) {
+        otlp::continue_trace(&span, &caller);
     }
     // Probes and scrapes arrive every few seconds; their lines would drown the traffic.
     let routine = route
@@ -125,8 +121,12 @@ pub async fn correlate(mut req: Request, next: Next) -> Response {
     } else {
         tracing::info!(parent: &span, status, latency_ms, "request completed");
     }
-    // After the line, which has the status already, for span export.
-    span.record(STATUS_FIELD, status);
+    // After the line, which has the status already, for span export; as an i64, which
+    // exports as a number where an unsigned one would be a string.
+    span.record(STATUS_FIELD, i64::from(status));
+    if status >= 500 {
+        otlp::fail(&span, format!("HTTP {status}"));
+    }
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(CORRELATION_ID_HEADER, value);
     }

@@ -1,12 +1,14 @@
 //! The crate's outgoing HTTP, on reqwest (as the webhooks deliverer's): the URL rules
 //! its callers share, the client settings and a body read with a size limit. Used by the
-//! JWKS fetcher and the OTLP span exporter.
+//! JWKS fetcher and, as a blocking client, by the OTLP span exporter.
 //!
 //! Both callers talk to a service the deployment names (an identity provider, a
 //! collector) a few times a minute at most, so the client keeps what the earlier
 //! hand-written exchange promised: HTTP/1.1, no redirect followed (a 3xx is an answer,
 //! not a new target), no proxy taken from the environment, and each caller bounds the
 //! whole exchange in time and the body in size.
+
+use std::time::Duration;
 
 use reqwest::redirect::Policy;
 use reqwest::Url;
@@ -63,6 +65,24 @@ pub(crate) fn client(
         None => builder,
     };
     builder.build().map_err(ExchangeError::from)
+}
+
+/// The same settings as a blocking client, each exchange limited to `timeout`: for the
+/// span exporter, whose sending thread has no async runtime. Built on a thread of its
+/// own, because reqwest refuses to build one inside a runtime.
+pub(crate) fn blocking_client(timeout: Duration) -> std::io::Result<reqwest::blocking::Client> {
+    std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .http1_only()
+            .redirect(Policy::none())
+            .no_proxy()
+            .user_agent("ledger-platform")
+            .timeout(timeout)
+            .build()
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("building the HTTP client panicked"))?
+    .map_err(std::io::Error::other)
 }
 
 /// Why an exchange produced no response.

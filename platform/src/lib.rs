@@ -17,7 +17,7 @@
 //! | `principal` | [`Principal`], [`Role`]: the caller, its role predicates, the extractor (401 on failure) |
 //! | `dev_keys` | [`DevKeys`]: the dev Ed25519 key in `.dev/`, its JWKS, token minting for tests and xtask |
 //! | `telemetry` | [`init`], [`Telemetry`]: JSON log lines with `service` and the span's `correlation_id` / `trace_id` |
-//! | `otlp` | [`OtlpLayer`], [`OtlpExporter`]: spans to an OpenTelemetry collector, OTLP/HTTP JSON, batched, never blocking |
+//! | `otlp` | [`otlp_layer`], [`OtlpExporter`], [`continue_trace`]: spans to an OpenTelemetry collector on `tracing-opentelemetry` and `opentelemetry-otlp` (OTLP/HTTP protobuf, batched on the SDK's thread, never blocking), a `traceparent` made a span's remote parent (ADR 0024) |
 //! | `correlation` | [`CorrelationId`] extractor and the [`correlate`] middleware (span, echo header) |
 //! | `metrics` | [`Metrics`]: registry, `http_request_duration_seconds`, `GET /metrics` |
 //! | `health` | [`Readiness`]: `GET /health/live`, `GET /health/ready` with async checks |
@@ -115,7 +115,8 @@ pub use json::{parse as parse_json, Json, MAX_BODY_BYTES};
 pub use jwks_remote::{FetchError, InvalidJwksUrl, JwksCa, JwksUrl, RemoteJwks};
 pub use metrics::{track_http, Metrics, OPENMETRICS_CONTENT_TYPE};
 pub use otlp::{
-    otlp_layer, InvalidOtlpEndpoint, OtlpEndpoint, OtlpExporter, OtlpLayer, OtlpSettings, OtlpStats,
+    continue_trace, otlp_layer, InvalidOtlpEndpoint, OtlpEndpoint, OtlpError, OtlpExporter,
+    OtlpSettings,
 };
 pub use principal::{Principal, Role, UnknownRole};
 pub use problem::{FieldProblem, Problem, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};

@@ -23,7 +23,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::otlp::{otlp_layer, OtlpExporter, OtlpSettings};
+use crate::otlp::{otlp_layer, OtlpError, OtlpExporter, OtlpSettings};
 
 /// The filter used when the caller has none (`RUST_LOG` syntax).
 pub const DEFAULT_LOG_FILTER: &str = "info";
@@ -75,16 +75,15 @@ pub enum TelemetryError {
     },
     #[error("a global tracing subscriber is already installed")]
     AlreadyInitialised(#[source] tracing_subscriber::util::TryInitError),
-    #[error("starting the span exporter's thread")]
-    ExporterThread(#[source] std::io::Error),
+    #[error("setting up span export")]
+    Exporter(#[source] OtlpError),
 }
 
 /// How long dropping [`Telemetry`] waits for the last spans to reach the collector.
 const FINAL_FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// What [`init`] started. Keep it for the life of the process (`let _telemetry = …`):
-/// dropping it sends the spans still queued, waiting at most 2 s. Dropping it early only
-/// flushes early; export goes on.
+/// dropping it sends the spans still queued, waiting at most 2 s, and ends span export.
 #[must_use = "dropping it at once loses the final flush of spans at shutdown"]
 #[derive(Debug)]
 pub struct Telemetry {
@@ -101,7 +100,7 @@ impl Telemetry {
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(exporter) = &self.exporter {
-            exporter.flush(FINAL_FLUSH_WAIT);
+            exporter.shutdown(FINAL_FLUSH_WAIT);
         }
     }
 }
@@ -121,7 +120,7 @@ pub fn init(
     })?;
     let (export, exporter) = match otlp {
         Some(settings) => {
-            let (layer, exporter) = otlp_layer(settings).map_err(TelemetryError::ExporterThread)?;
+            let (layer, exporter) = otlp_layer(settings).map_err(TelemetryError::Exporter)?;
             (Some(layer), Some(exporter))
         }
         None => (None, None),

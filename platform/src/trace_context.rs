@@ -8,7 +8,8 @@ use axum::http::header::HeaderName;
 use axum::http::HeaderMap;
 
 /// The header (HTTP) and AMQP header name.
-pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static(TRACEPARENT_NAME);
+pub(crate) const TRACEPARENT_NAME: &str = "traceparent";
 
 /// `<version>-<trace-id>-<parent-id>-<flags>`: 2, 32, 16 and 2 lower-case hex digits, the
 /// ids not all zero and the version not `ff` (W3C Trace Context, level 1). Anything else

@@ -545,7 +545,8 @@ async fn wait(stop: &mut watch::Receiver<bool>, period: Duration) -> Flow {
 /// One line per message accepted: `event projected` for the one that brought a position
 /// the batch applied, `duplicate skipped` for the others, under a span with the
 /// command's correlation and trace ids, so that a command can be followed from its HTTP
-/// request to here. At debug level: a projector applying tens of thousands of events a
+/// request to here (an exported span continues the command's trace and links to the
+/// batch's span: `platform::continue_trace`). At debug level: a projector applying tens of thousands of events a
 /// second logs them only when asked (`RUST_LOG=projector=debug`); the spans are cheap
 /// when off.
 fn log_accepted(delivery: &Delivery, message: &Message, new: bool) {
@@ -557,8 +558,8 @@ fn log_accepted(delivery: &Delivery, message: &Message, new: bool) {
     if span.is_disabled() {
         return;
     }
-    if let Some(trace_id) = envelope::trace_id(&delivery.properties) {
-        span.record("trace_id", trace_id);
+    if let Some(caller) = envelope::traceparent(&delivery.properties) {
+        platform::continue_trace(&span, &caller);
     }
     let event_type = message.claim.as_ref().map_or("", |c| c.event_type.as_str());
     let epoch = message.epoch.unwrap_or(0);

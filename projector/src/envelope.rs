@@ -104,19 +104,18 @@ impl Claim {
 #[error("the message is not a CloudEvents document with a position: {0}")]
 pub(crate) struct Unplaceable(String);
 
-/// The trace id of a message's W3C `traceparent` header (the relay copies it from the
-/// event's metadata), if it has a well-formed one.
-pub(crate) fn trace_id(properties: &lapin::BasicProperties) -> Option<String> {
+/// A message's W3C `traceparent` header (the relay copies it from the event's metadata),
+/// if it has a well-formed one.
+pub(crate) fn traceparent(properties: &lapin::BasicProperties) -> Option<platform::TraceParent> {
     let headers = properties.headers().as_ref()?;
     let value = headers.inner().get(platform::TRACEPARENT.as_str())?;
-    let context = match value {
+    match value {
         lapin::types::AMQPValue::LongString(s) => {
             platform::TraceParent::parse(std::str::from_utf8(s.as_bytes()).ok()?)
         }
         lapin::types::AMQPValue::ShortString(s) => platform::TraceParent::parse(s.as_str()),
         _ => None,
-    }?;
-    Some(context.trace_id().to_owned())
+    }
 }
 
 /// The relay epoch a message's headers carry, if they carry a well-formed one.
@@ -257,11 +256,11 @@ mod tests {
     }
 
     #[test]
-    fn the_trace_id_comes_from_a_well_formed_traceparent_only() {
+    fn the_trace_context_comes_from_a_well_formed_traceparent_only() {
         let good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
         assert_eq!(
-            trace_id(&with_traceparent(good)).as_deref(),
-            Some("0af7651916cd43dd8448eb211c80319c")
+            traceparent(&with_traceparent(good)).map(|t| t.trace_id().to_owned()),
+            Some("0af7651916cd43dd8448eb211c80319c".to_owned())
         );
         for bad in [
             "00-00000000000000000000000000000000-b7ad6b7169203331-01",
@@ -269,9 +268,9 @@ mod tests {
             "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
             "nonsense",
         ] {
-            assert_eq!(trace_id(&with_traceparent(bad)), None, "{bad}");
+            assert_eq!(traceparent(&with_traceparent(bad)), None, "{bad}");
         }
-        assert_eq!(trace_id(&lapin::BasicProperties::default()), None);
+        assert_eq!(traceparent(&lapin::BasicProperties::default()), None);
     }
 
     #[test]
