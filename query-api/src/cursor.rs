@@ -35,16 +35,12 @@ impl UserCursor {
 
     pub(crate) fn decode(raw: &str) -> Result<Self, ApiError> {
         let (key, id) = decode(USERS, raw)?;
-        // Any eight bytes are a cursor: a time beyond what a row can hold starts the page
-        // at the first or the last row, as a time just inside would.
+        // Any eight bytes are a cursor: a time beyond what a DATETIME(6) can hold starts
+        // the page at the first or the last row, as a time just inside would.
         let micros = i128::from(i64::from_be_bytes(key));
         let nanos = (micros * 1_000).clamp(
-            time::PrimitiveDateTime::MIN
-                .assume_utc()
-                .unix_timestamp_nanos(),
-            time::PrimitiveDateTime::MAX
-                .assume_utc()
-                .unix_timestamp_nanos(),
+            time::macros::datetime!(1000-01-01 00:00 UTC).unix_timestamp_nanos(),
+            time::macros::datetime!(9999-12-31 23:59:59.999999 UTC).unix_timestamp_nanos(),
         );
         let created_at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| invalid())?;
         Ok(Self {

@@ -128,7 +128,13 @@ pub fn document_json() -> serde_json::Value {
                         "pattern": event_store::TypePattern::LIST_REGEX,
                         "maxLength": event_store::TypePattern::MAX_LEN,
                     }),
-                    Some("from") => json!({"type": "integer", "format": "int64", "minimum": 1}),
+                    // Positions as the service parses them: any u64 (the export's
+                    // `from` counts from 1).
+                    Some(name @ ("from" | "to" | "after" | "at_position")) => json!({
+                        "type": "integer",
+                        "minimum": u64::from(name == "from"),
+                        "maximum": u64::MAX,
+                    }),
                     _ => continue,
                 };
                 parameter["schema"] = schema;

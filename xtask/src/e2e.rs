@@ -82,7 +82,12 @@ async fn run_stack(db: &DbArgs, api_fuzz: &mut anyhow::Result<()>) -> anyhow::Re
             let browser = crate::frontend::e2e("http://127.0.0.1:8080");
             // The documents against what the services enforce, on the stack the browser
             // test left (its users and transactions give the stateful phase data).
-            *api_fuzz = crate::schemathesis::run_all(&st, COMMAND_API, QUERY_API);
+            *api_fuzz = crate::schemathesis::run_all(
+                &st,
+                COMMAND_API,
+                QUERY_API,
+                crate::schemathesis::Phases::Test,
+            );
             browser
         }
         .await;

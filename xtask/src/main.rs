@@ -314,7 +314,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             query_url,
         } => {
             let st = schemathesis::ensure_installed()?;
-            schemathesis::run_all(&st, &command_url, &query_url)?;
+            schemathesis::run_all(&st, &command_url, &query_url, schemathesis::Phases::All)?;
             Ok(ExitCode::SUCCESS)
         }
     }

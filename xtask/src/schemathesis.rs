@@ -53,16 +53,40 @@ pub fn ensure_installed() -> anyhow::Result<PathBuf> {
     Ok(st)
 }
 
+/// Which of schemathesis's phases run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phases {
+    /// Examples, fuzzing and the stateful phase: the test run's.
+    Test,
+    /// Those and the coverage phase, which takes minutes per operation with a `oneOf`
+    /// body and trips over its own recursion on `POST /api/v1/transactions` (4.3.18).
+    All,
+}
+
+impl Phases {
+    fn arg(self) -> &'static str {
+        match self {
+            Self::Test => "examples,fuzzing,stateful",
+            Self::All => "examples,coverage,fuzzing,stateful",
+        }
+    }
+}
+
 /// Runs schemathesis on both APIs, with a dev token of each role.
-pub fn run_all(st: &Path, command_api: &str, query_api: &str) -> anyhow::Result<()> {
+pub fn run_all(
+    st: &Path,
+    command_api: &str,
+    query_api: &str,
+    phases: Phases,
+) -> anyhow::Result<()> {
     let tokens = tokens()?;
-    let commands = run(st, command_api, &tokens);
-    let queries = run(st, query_api, &tokens);
+    let commands = run(st, command_api, &tokens, phases);
+    let queries = run(st, query_api, &tokens, phases);
     commands.and(queries)
 }
 
 /// Runs schemathesis on `base`'s `/openapi.json` once per `(role, token)`.
-fn run(st: &Path, base: &str, tokens: &[(String, String)]) -> anyhow::Result<()> {
+fn run(st: &Path, base: &str, tokens: &[(String, String)], phases: Phases) -> anyhow::Result<()> {
     let dir = workspace_root().join("xtask/schemathesis");
     let config = dir.join("schemathesis.toml");
     let mut failed = Vec::new();
@@ -76,7 +100,7 @@ fn run(st: &Path, base: &str, tokens: &[(String, String)]) -> anyhow::Result<()>
             .arg(&config)
             .args(["run", &format!("{base}/openapi.json")])
             .args(["--checks", "all", "--max-examples", EXAMPLES])
-            .args(["--phases", "examples,coverage,fuzzing,stateful"])
+            .args(["--phases", phases.arg()])
             .args(["--seed", "20261207", "--no-color"])
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .status()
