@@ -173,3 +173,54 @@ pub(crate) fn write(
         events,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Not a check: prints what a hit costs, to compare implementations (ADR 0025).
+    /// `cargo test --release -p command-api --lib -- --ignored --nocapture lookup_cost`
+    #[test]
+    #[ignore]
+    fn lookup_cost() {
+        let cache = StateCache::new(100_000);
+        let ids: Vec<UserId> = (0..10_000)
+            .map(|_| {
+                let id = UserId::from_uuid(uuid::Uuid::now_v7());
+                let loaded = Loaded {
+                    user: User::default(),
+                    version: 3,
+                    position: 7,
+                };
+                cache.put(id, &loaded);
+                id
+            })
+            .collect();
+        let (one, two) = measure(&ids, |id| cache.get(*id).is_some());
+        println!("StateCache hit: {one:.0} ns/lookup, {two:.0} ns/lookup with 2 threads");
+    }
+
+    /// Nanoseconds per lookup of every key in `keys` in turn, alone and from two threads at
+    /// once (asserting every lookup hits).
+    fn measure<K: Sync>(keys: &[K], hit: impl Fn(&K) -> bool + Sync) -> (f64, f64) {
+        const ROUNDS: usize = 2_000_000;
+        let run = |n: usize| {
+            let mut hits = 0usize;
+            for i in 0..n {
+                hits += usize::from(hit(&keys[i % keys.len()]));
+            }
+            assert_eq!(hits, n);
+        };
+        run(ROUNDS / 10);
+        let started = std::time::Instant::now();
+        run(ROUNDS);
+        let one = started.elapsed().as_nanos() as f64 / ROUNDS as f64;
+        let started = std::time::Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| run(ROUNDS / 2));
+            s.spawn(|| run(ROUNDS / 2));
+        });
+        let two = 2.0 * started.elapsed().as_nanos() as f64 / ROUNDS as f64;
+        (one, two)
+    }
+}

@@ -174,4 +174,45 @@ mod tests {
         none.put(digest("a"), &someone(), now() + 60, None);
         assert_eq!(none.get(&digest("a")), None);
     }
+
+    /// Not a check: prints what a hit costs, to compare implementations (ADR 0025).
+    /// `cargo test --release -p platform --lib -- --ignored --nocapture lookup_cost`
+    #[test]
+    #[ignore]
+    fn lookup_cost() {
+        let cache = VerifiedTokens::new(DEFAULT_CAPACITY, 5);
+        let digests: Vec<TokenDigest> = (0..10_000)
+            .map(|i| {
+                let d = digest(&format!("token {i}"));
+                cache.put(d, &someone(), now() + 600, None);
+                d
+            })
+            .collect();
+        let (one, two) = measure(&digests, |d| cache.get(d).is_some());
+        println!("VerifiedTokens hit: {one:.0} ns/lookup, {two:.0} ns/lookup with 2 threads");
+    }
+
+    /// Nanoseconds per lookup of every key in `keys` in turn, alone and from two threads at
+    /// once (asserting every lookup hits).
+    fn measure<K: Sync>(keys: &[K], hit: impl Fn(&K) -> bool + Sync) -> (f64, f64) {
+        const ROUNDS: usize = 2_000_000;
+        let run = |n: usize| {
+            let mut hits = 0usize;
+            for i in 0..n {
+                hits += usize::from(hit(&keys[i % keys.len()]));
+            }
+            assert_eq!(hits, n);
+        };
+        run(ROUNDS / 10);
+        let started = std::time::Instant::now();
+        run(ROUNDS);
+        let one = started.elapsed().as_nanos() as f64 / ROUNDS as f64;
+        let started = std::time::Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| run(ROUNDS / 2));
+            s.spawn(|| run(ROUNDS / 2));
+        });
+        let two = 2.0 * started.elapsed().as_nanos() as f64 / ROUNDS as f64;
+        (one, two)
+    }
 }
