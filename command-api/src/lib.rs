@@ -6,13 +6,15 @@
 //!
 //! A tour:
 //! - [`run`] builds everything from a [`Config`] and serves; [`router`] is the whole HTTP
-//!   surface over an [`AppState`] (`state.rs`), for tests and for `run`.
+//!   surface over an [`AppState`] (`state.rs`), for tests and for `run`: the routes, with
+//!   health, metrics, fallbacks and middleware from `platform::service_router`.
 //! - `caller.rs`: the `Caller` extractor (token → 401, role → 403, `Idempotency-Key` →
 //!   422, correlation and trace ids for the metadata) and `If-Match`.
 //! - `users.rs`, `transactions.rs`: one handler per command; raw input becomes ledger
 //!   newtypes there, personal data is sealed with the keyring before `decide` sees it.
 //! - `execute.rs`: load → decide → append, retried on a moved stream.
-//! - `stream.rs`: reading and folding a user stream, `LedgerEvent` ↔ `NewEvent`.
+//! - `stream.rs`: reading and folding a user stream, `LedgerEvent` ↔ `NewEvent`, and the
+//!   `StateCache` of folded states (moka) a first attempt decides on.
 //! - `email_index.rs`, `idempotency.rs`: the claims made in the same append.
 //! - `reply.rs`: the success answer (`X-Position`, `ETag`); `error.rs`: `ApiError`, the
 //!   one mapping to problem+json.
@@ -229,16 +231,16 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     .with_erasure_register(keyring::ErasureRegister::new(config.erasure_register())))
 }
 
-/// Every route: the commands, `/openapi.json`, `/health/live`, `/health/ready` (MariaDB
-/// answers a query) and `/metrics`, with platform's middleware around them.
+/// Every route: the commands and `/openapi.json`, with platform's `/health/live`,
+/// `/health/ready` (MariaDB answers a query), `/metrics` and middleware around them.
 pub fn router(state: AppState) -> Router {
     let pool = state.store().pool().clone();
     let readiness = Readiness::new().with_check("mariadb", move || {
         let pool = pool.clone();
-        async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
+        async move { event_store::ping(&pool).await }
     });
     let metrics = state.metrics().clone();
-    let app = Router::new()
+    let routes = Router::new()
         .route("/api/v1/users", post(users::register_user))
         .route("/api/v1/users/{id}", patch(users::update_profile))
         .route(
@@ -270,10 +272,6 @@ pub fn router(state: AppState) -> Router {
             post(subscriptions::resume_subscription),
         )
         .route("/openapi.json", get(openapi::openapi_json))
-        .with_state(state)
-        .merge(readiness.router())
-        .merge(metrics.router())
-        .fallback(platform::not_found)
-        .method_not_allowed_fallback(platform::method_not_allowed);
-    platform::observe(app, &metrics)
+        .with_state(state);
+    platform::service_router(routes, &readiness, &metrics)
 }

@@ -3,11 +3,17 @@
 //! with; `tests/api/openapi.rs` checks every route is listed.
 
 use axum::response::IntoResponse;
-use platform::openapi::{BearerAuth, PlatformRoutes};
+pub(crate) use platform::openapi::ProblemDoc;
+use platform::openapi::{BearerAuth, PlatformRoutes, ProblemSchemas};
 use serde::Serialize;
-use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::{subscriptions, transactions, users};
+
+/// The problem document, with a code of this service's own.
+const PROBLEMS: ProblemSchemas = ProblemSchemas {
+    code_example: "insufficient_funds",
+};
 
 /// Health and metrics, as platform serves them.
 const PLATFORM_ROUTES: PlatformRoutes = PlatformRoutes {
@@ -37,14 +43,14 @@ const PLATFORM_ROUTES: PlatformRoutes = PlatformRoutes {
         openapi_json,
     ),
     components(
-        schemas(ProblemDoc, FieldProblemDoc, UserWrittenDoc, TransactionWrittenDoc),
+        schemas(UserWrittenDoc, TransactionWrittenDoc),
         responses(
             MalformedBody, Unauthenticated, Forbidden, NotFound, VersionMismatch,
             PreconditionRequired, BodyTooLarge, UnsupportedMediaType, ValidationFailed,
             Unavailable
         )
     ),
-    modifiers(&BearerAuth, &PLATFORM_ROUTES),
+    modifiers(&BearerAuth, &PLATFORM_ROUTES, &PROBLEMS),
     tags(
         (name = "users", description = "Registration, profile, deactivation, erasure"),
         (name = "transactions", description = "Deposits, withdrawals, transfers"),
@@ -240,29 +246,6 @@ pub(crate) struct CommandHeaders {
     correlation_id: Option<String>,
 }
 
-/// RFC 9457 problem details (`application/problem+json`).
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ProblemDoc {
-    #[serde(rename = "type")]
-    type_uri: String,
-    title: String,
-    status: u16,
-    detail: String,
-    /// Stable machine code, e.g. `insufficient_funds`.
-    code: String,
-    /// 422 only.
-    errors: Option<Vec<FieldProblemDoc>>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct FieldProblemDoc {
-    field: String,
-    code: String,
-    message: String,
-}
-
 /// A user command's answer.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
@@ -284,18 +267,7 @@ pub(crate) struct TransactionWrittenDoc {
     position: u64,
 }
 
-macro_rules! problem_responses {
-    ($($name:ident => $description:literal),* $(,)?) => {
-        $(
-            #[derive(ToResponse)]
-            #[response(description = $description, content_type = "application/problem+json")]
-            #[allow(dead_code)]
-            pub(crate) struct $name(ProblemDoc);
-        )*
-    };
-}
-
-problem_responses! {
+platform::problem_responses! {
     MalformedBody => "`malformed_body`: not JSON, or JSON of the wrong shape",
     Unauthenticated => "`unauthenticated`: no, bad or expired token (`WWW-Authenticate: Bearer`)",
     Forbidden => "`forbidden`: role or ownership forbids it",

@@ -2,7 +2,8 @@
 //! nothing of the ledger domain.
 //!
 //! A tour:
-//! - [`EventStore`] (`store.rs`) is the handle: connect, append, read, tail, verify.
+//! - [`EventStore`] (`store.rs`) is the handle: connect, append, read, tail, verify;
+//!   [`ping`] and [`pool_usage`] are what services check and sample of a pool.
 //! - `append.rs` is the group-commit batcher: concurrent appends coalesce into one
 //!   transaction sent as one multi-statement round trip; each append keeps its own
 //!   expected-version checks, claims and its own success or error.
@@ -53,7 +54,7 @@ pub use metadata::Metadata;
 pub use observe::{AppendObserver, BatchObserver};
 pub use read::{HeadWatch, Tail};
 pub use schema::{grant_writer, migrator};
-pub use store::{pool_usage, EventStore, StoreOptions};
+pub use store::{ping, pool_usage, EventStore, StoreOptions};
 pub use stream::{ExpectedVersion, InvalidName, StreamId};
 pub use topic::{InvalidPattern, TypeFilter, TypePattern};
 pub use verify::VerifyReport;

@@ -62,6 +62,12 @@ pub fn pool_usage(pool: &MySqlPool) -> Option<(u32, u32, u32)> {
     Some((pool.size(), idle, pool.options().get_max_connections()))
 }
 
+/// Whether MariaDB answers a query on `pool`: the readiness check of every service
+/// (`platform::Readiness::with_check("mariadb", …)`).
+pub async fn ping(pool: &MySqlPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+}
+
 /// A handle on the event log. Cheap to clone; the last clone dropped stops its batcher.
 #[derive(Clone)]
 pub struct EventStore {

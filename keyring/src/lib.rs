@@ -8,7 +8,8 @@
 //! A tour:
 //! - [`KeyStore`] (`store.rs`) is the handle over the `data_keys` table: a subject's
 //!   data key (created on first use), `seal`/`open`, `shred`, and `rewrap_all` after a
-//!   master-key rotation. `cache.rs` keeps unwrapped keys, bounded in count and age.
+//!   master-key rotation. `cache.rs` keeps unwrapped keys in a moka cache, bounded in
+//!   count and age; its shred epoch keeps a key read before a shred out of it.
 //! - [`MasterKeys`] (`master.rs`) are the versioned master keys; they wrap and unwrap
 //!   [`DataKey`]s (`data_key.rs`) with AES-256-GCM bound to the subject.
 //! - [`SealedText`] (`sealed.rs`) is one encrypted field, `v1.<key-version>.<base64url>`,

@@ -99,6 +99,18 @@ impl AuthArgs {
     }
 }
 
+/// The dev stack's broker: RabbitMQ's default account on this machine.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The broker a worker connects to (the relay publishes to it, the projector consumes).
+/// Global, so that it may also follow a subcommand.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct BrokerArgs {
+    /// The broker, `amqp://user:password@host:port/vhost`.
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_default_value = true, hide_env_values = true, global = true)]
+    pub amqp_url: crate::Secret,
+}
+
 /// The limits of a service's HTTP listener (see [`crate::ServeOptions`]).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ListenerArgs {
@@ -254,6 +266,21 @@ mod tests {
             .auth
             .remote_jwks()
             .is_none());
+    }
+
+    #[test]
+    fn the_broker_url_defaults_to_the_dev_broker_and_never_shows() {
+        #[derive(Parser)]
+        struct Worker {
+            #[command(flatten)]
+            broker: BrokerArgs,
+        }
+        let worker = Worker::try_parse_from(["svc"]).unwrap();
+        if std::env::var_os("AMQP_URL").is_none() {
+            assert_eq!(worker.broker.amqp_url.expose(), DEFAULT_AMQP_URL);
+        }
+        let worker = Worker::try_parse_from(["svc", "--amqp-url", "amqp://u:hunter2@h/v"]).unwrap();
+        assert!(!format!("{:?}", worker.broker).contains("hunter2"));
     }
 
     #[test]

@@ -19,11 +19,12 @@
 //! | `telemetry` | [`init`], [`Telemetry`]: JSON log lines with `service` and the span's `correlation_id` / `trace_id` |
 //! | `otlp` | [`otlp_layer`], [`OtlpExporter`], [`continue_trace`]: spans to an OpenTelemetry collector on `tracing-opentelemetry` and `opentelemetry-otlp` (OTLP/HTTP protobuf, batched on the SDK's thread, never blocking), a `traceparent` made a span's remote parent (ADR 0024) |
 //! | `correlation` | [`CorrelationId`] extractor and the [`correlate`] middleware (span, echo header) |
-//! | `metrics` | [`Metrics`]: registry, `http_request_duration_seconds`, `GET /metrics` |
+//! | `metrics` | [`Metrics`]: registry, `http_request_duration_seconds`, `GET /metrics`, gauges refreshed before each scrape |
 //! | `health` | [`Readiness`]: `GET /health/live`, `GET /health/ready` with async checks |
-//! | `server` | [`serve`] / [`serve_with`] (header-read and request timeouts, a connection cap), [`shutdown_signal`], [`observe`] (the standard middleware) and fallbacks |
+//! | `server` | [`service_router`] (a service's routes plus health, metrics, the problem+json fallbacks and [`observe`], the standard middleware; [`operations_router`] without routes of its own), [`serve`] / [`serve_with`] (header-read and request timeouts, a connection cap), [`shutdown_signal`] |
 //! | `secret` | [`Secret`]: a password or key setting; `Debug`, `Display` and `--help` never show it |
-//! | `config` | [`AuthArgs`], [`ListenerArgs`], [`TelemetryArgs`]: clap groups services flatten into their `Config` |
+//! | `openapi` | what both APIs' documents share: the bearer scheme, the health and metrics routes, [`openapi::ProblemDoc`] and [`problem_responses!`] |
+//! | `config` | [`AuthArgs`], [`ListenerArgs`], [`TelemetryArgs`], [`BrokerArgs`]: clap groups services flatten into their `Config` |
 //!
 //! [`TelemetryArgs`] reads `LOG_FORMAT` (`json` | `text`), `RUST_LOG` (the filter, for log
 //! lines and exported spans alike), `OTEL_EXPORTER_OTLP_ENDPOINT` (a collector's base URL,
@@ -69,12 +70,8 @@
 //!         Readiness::new().with_check("mariadb", || async { Ok::<(), std::io::Error>(()) });
 //!     let app = Router::new()
 //!         .route("/api/v1/transactions", post(deposit))
-//!         .with_state(AppState { authenticator: auth.authenticator().await? })
-//!         .merge(readiness.router())
-//!         .merge(metrics.router())
-//!         .fallback(platform::not_found)
-//!         .method_not_allowed_fallback(platform::method_not_allowed);
-//!     let app = platform::observe(app, &metrics);
+//!         .with_state(AppState { authenticator: auth.authenticator().await? });
+//!     let app = platform::service_router(app, &readiness, &metrics);
 //!     platform::serve(listener, app, platform::shutdown_signal()).await?;
 //!     Ok(())
 //! }
@@ -104,7 +101,7 @@ pub use auth::{
     AuthSetupError, Authenticator, JwksSource, SigningAlgorithm, TokenError, TokenPolicy,
     UnsupportedAlgorithm,
 };
-pub use config::{AuthArgs, ListenerArgs, TelemetryArgs};
+pub use config::{AuthArgs, BrokerArgs, ListenerArgs, TelemetryArgs, DEFAULT_AMQP_URL};
 pub use correlation::{correlate, CorrelationId, CORRELATION_ID_HEADER};
 pub use dev_keys::{
     DevKeyError, DevKeys, DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_FILE, DEV_SIGNING_KEY_FILE,
@@ -122,8 +119,8 @@ pub use principal::{Principal, Role, UnknownRole};
 pub use problem::{FieldProblem, Problem, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
 pub use secret::Secret;
 pub use server::{
-    method_not_allowed, not_found, observe, serve, serve_with, shutdown_signal, ServeError,
-    ServeOptions, Tls, TlsError,
+    method_not_allowed, not_found, observe, operations_router, serve, serve_with, service_router,
+    shutdown_signal, ServeError, ServeOptions, Tls, TlsError,
 };
 pub use telemetry::{
     init, LogFormat, Telemetry, TelemetryError, UnknownLogFormat, DEFAULT_LOG_FILTER,

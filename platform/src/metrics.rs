@@ -10,6 +10,8 @@
 //! the re-exported `platform::prometheus_client` types so versions cannot drift.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -57,17 +59,29 @@ struct PoolLabels {
 /// How often [`Metrics::watch_pool`] samples a pool.
 const POOL_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+type Refresh = dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
 /// The process's metric registry. Cheap to clone; clones share it.
 #[derive(Clone, Debug)]
 pub struct Metrics {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     registry: RwLock<Registry>,
     http_duration: LatencyFamily,
     pools: Family<PoolLabels, Gauge>,
+    /// Run before each `GET /metrics` renders ([`Metrics::refresh_before_scrape`]).
+    refreshes: RwLock<Vec<Arc<Refresh>>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("registry", &self.registry)
+            .field("refreshes", &self.refreshes.read().map_or(0, |r| r.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {
@@ -99,6 +113,7 @@ impl Metrics {
                 registry: RwLock::new(registry),
                 http_duration,
                 pools,
+                refreshes: RwLock::default(),
             }),
         }
     }
@@ -128,6 +143,22 @@ impl Metrics {
                 }
             }
         });
+    }
+
+    /// Runs `refresh` before each `GET /metrics` renders, for gauges that cost a query
+    /// and so are measured only when someone looks (a lag, say). A refresh reports its
+    /// own failures; the scrape answers with what the gauges hold.
+    pub fn refresh_before_scrape<F, Fut>(&self, refresh: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let refresh: Arc<Refresh> = Arc::new(move || Box::pin(refresh()));
+        self.inner
+            .refreshes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(refresh);
     }
 
     /// Adds a service metric (a `Counter`, `Gauge`, `Histogram` or a `Family` of them).
@@ -203,6 +234,15 @@ pub async fn track_http(State(metrics): State<Metrics>, req: Request, next: Next
 }
 
 async fn render_metrics(State(metrics): State<Metrics>) -> Response {
+    let refreshes = metrics
+        .inner
+        .refreshes
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    for refresh in refreshes {
+        refresh().await;
+    }
     match metrics.render() {
         Ok(text) => (
             [(

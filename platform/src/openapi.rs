@@ -1,11 +1,17 @@
 //! What every service's OpenAPI document says the same way: the bearer-token security
-//! scheme and the routes platform serves (`/health/live`, `/health/ready`, `/metrics`),
-//! which carry no `#[utoipa::path]` of a service's own.
+//! scheme, the routes platform serves (`/health/live`, `/health/ready`, `/metrics`),
+//! which carry no `#[utoipa::path]` of a service's own, and the problem document of
+//! every error answer ([`ProblemDoc`], [`ProblemSchemas`], [`problem_responses!`]).
+//!
+//! [`problem_responses!`]: crate::problem_responses
 
+use serde::Serialize;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder};
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::Modify;
+use utoipa::openapi::RefOr;
+use utoipa::{Modify, PartialSchema, ToSchema};
 
 /// The security scheme `bearer`: a JWT in `Authorization: Bearer`.
 pub struct BearerAuth;
@@ -71,6 +77,77 @@ pub fn refuse_nil_uuids(doc: &mut serde_json::Value) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(refuse_nil_uuids),
         _ => {}
     }
+}
+
+// What `Problem` serializes to, for the documents only (`problem.rs` writes the bodies).
+/// RFC 9457 problem details (`application/problem+json`).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // read by the derive only
+pub struct ProblemDoc {
+    #[serde(rename = "type")]
+    type_uri: String,
+    title: String,
+    status: u16,
+    detail: String,
+    code: String,
+    /// 422 only.
+    errors: Option<Vec<FieldProblemDoc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // read by the derive only
+pub struct FieldProblemDoc {
+    field: String,
+    code: String,
+    message: String,
+}
+
+/// The schemas `ProblemDoc` and `FieldProblemDoc`; `code` is described with an example
+/// of this service's own codes.
+pub struct ProblemSchemas {
+    /// A `code` this service answers, e.g. `insufficient_funds`.
+    pub code_example: &'static str,
+}
+
+impl Modify for ProblemSchemas {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut problem = ProblemDoc::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut problem {
+            if let Some(RefOr::T(Schema::Object(code))) = object.properties.get_mut("code") {
+                code.description = Some(format!(
+                    "Stable machine code, e.g. `{}`.",
+                    self.code_example
+                ));
+            }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .insert(ProblemDoc::name().into(), problem);
+        components
+            .schemas
+            .insert(FieldProblemDoc::name().into(), FieldProblemDoc::schema());
+    }
+}
+
+/// Declares responses (`#[derive(utoipa::ToResponse)]` types) whose body is a
+/// [`ProblemDoc`] in `application/problem+json`, one per answer a service documents:
+///
+/// ```
+/// platform::problem_responses! {
+///     Forbidden => "`forbidden`: role or ownership forbids it",
+/// }
+/// ```
+#[macro_export]
+macro_rules! problem_responses {
+    ($($name:ident => $description:literal),* $(,)?) => {
+        $(
+            #[derive(utoipa::ToResponse)]
+            #[response(description = $description, content_type = "application/problem+json")]
+            #[allow(dead_code)] // read by the derive only
+            pub(crate) struct $name($crate::openapi::ProblemDoc);
+        )*
+    };
 }
 
 #[cfg(test)]

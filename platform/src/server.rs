@@ -1,5 +1,6 @@
-//! Serving a router: the middleware every service wears, the listener's limits, graceful
-//! shutdown, and the signals that start it.
+//! Serving a router: the routes and middleware every service wears
+//! ([`service_router`]), the listener's limits, graceful shutdown, and the signals that
+//! start it.
 //!
 //! The listener is our own accept loop over hyper's HTTP/1.1 connections rather than
 //! `axum::serve`, which has no header-read timeout and no connection cap: a client that
@@ -23,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::correlation::correlate;
+use crate::health::Readiness;
 use crate::metrics::{track_http, Metrics};
 use crate::problem::Problem;
 
@@ -46,6 +48,23 @@ where
     router
         .layer(from_fn_with_state(metrics.clone(), track_http))
         .layer(from_fn(correlate))
+}
+
+/// A service's whole HTTP surface: its own `routes`, `GET /health/live` and
+/// `GET /health/ready` with `readiness`'s checks, `GET /metrics` from `metrics`, 404 and
+/// 405 answered as problem+json, and [`observe`] around all of it.
+pub fn service_router(routes: Router, readiness: &Readiness, metrics: &Metrics) -> Router {
+    let app = routes
+        .merge(readiness.router())
+        .merge(metrics.router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    observe(app, metrics)
+}
+
+/// [`service_router`] of a process with no routes of its own (a worker's `METRICS_ADDR`).
+pub fn operations_router(readiness: &Readiness, metrics: &Metrics) -> Router {
+    service_router(Router::new(), readiness, metrics)
 }
 
 /// Router fallback: 404 problem+json `not_found` (`router.fallback(platform::not_found)`).

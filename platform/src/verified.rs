@@ -7,16 +7,21 @@
 //! set, so the answer cannot differ while the keys stay — and [`VerifiedTokens::clear`]
 //! runs whenever the keys are replaced. Time is not cached: `exp` and `nbf` are checked
 //! on every hit with the same leeway the full validation uses. Only successes are kept.
+//!
+//! The entries live in a moka cache, bounded, least recently used out first. An entry
+//! found expired is dropped, so a client repeating an expired token does not keep it the
+//! recently used one; moka's per-entry expiry would add a timer per entry for what each
+//! hit checks anyway.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use crate::principal::Principal;
 
-/// Entries kept before expired ones are swept (and, if that frees nothing, all dropped).
+/// Entries kept at most.
 pub(crate) const DEFAULT_CAPACITY: usize = 65_536;
 
 #[derive(Clone)]
@@ -29,8 +34,8 @@ struct Verified {
 }
 
 pub(crate) struct VerifiedTokens {
-    entries: Mutex<HashMap<[u8; 32], Verified>>,
-    capacity: usize,
+    /// `None` when the capacity is 0: nothing is kept.
+    entries: Option<Cache<TokenDigest, Verified>>,
     leeway: u64,
 }
 
@@ -48,23 +53,30 @@ fn now() -> u64 {
 
 impl VerifiedTokens {
     pub(crate) fn new(capacity: usize, leeway_secs: u64) -> Self {
+        let entries = (capacity > 0).then(|| {
+            Cache::builder()
+                .max_capacity(u64::try_from(capacity).unwrap_or(u64::MAX))
+                // The token just verified is kept: its client is about to send it again.
+                .eviction_policy(EvictionPolicy::lru())
+                .build()
+        });
         Self {
-            entries: Mutex::new(HashMap::new()),
-            capacity,
+            entries,
             leeway: leeway_secs,
         }
     }
 
-    fn current(&self, entry: &Verified, now: u64) -> bool {
-        entry.expires >= now.saturating_sub(self.leeway)
-            && entry.not_before.is_none_or(|nbf| nbf <= now + self.leeway)
-    }
-
     /// Who sent the token, if these very bytes were verified and are within their time.
     pub(crate) fn get(&self, digest: &TokenDigest) -> Option<Principal> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.as_ref()?;
         let entry = entries.get(digest)?;
-        self.current(entry, now()).then(|| entry.principal.clone())
+        let now = now();
+        if entry.expires < now.saturating_sub(self.leeway) {
+            entries.invalidate(digest);
+            return None;
+        }
+        let started = entry.not_before.is_none_or(|nbf| nbf <= now + self.leeway);
+        started.then_some(entry.principal)
     }
 
     pub(crate) fn put(
@@ -74,17 +86,9 @@ impl VerifiedTokens {
         expires: u64,
         not_before: Option<u64>,
     ) {
-        if self.capacity == 0 {
+        let Some(entries) = &self.entries else {
             return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= self.capacity {
-            let now = now();
-            entries.retain(|_, e| self.current(e, now));
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
-        }
+        };
         entries.insert(
             digest,
             Verified {
@@ -97,18 +101,18 @@ impl VerifiedTokens {
 
     /// Forgets everything: the keys changed.
     pub(crate) fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        if let Some(entries) = &self.entries {
+            entries.invalidate_all();
+        }
     }
 
+    /// Entries held once moka's pending evictions have run.
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+    fn len(&self) -> u64 {
+        self.entries.as_ref().map_or(0, |entries| {
+            entries.run_pending_tasks();
+            entries.entry_count()
+        })
     }
 }
 
@@ -173,5 +177,46 @@ mod tests {
         let none = VerifiedTokens::new(0, 5);
         none.put(digest("a"), &someone(), now() + 60, None);
         assert_eq!(none.get(&digest("a")), None);
+    }
+
+    /// Not a check: prints what a hit costs, to compare implementations (ADR 0025).
+    /// `cargo test --release -p platform --lib -- --ignored --nocapture lookup_cost`
+    #[test]
+    #[ignore]
+    fn lookup_cost() {
+        let cache = VerifiedTokens::new(DEFAULT_CAPACITY, 5);
+        let digests: Vec<TokenDigest> = (0..10_000)
+            .map(|i| {
+                let d = digest(&format!("token {i}"));
+                cache.put(d, &someone(), now() + 600, None);
+                d
+            })
+            .collect();
+        let (one, two) = measure(&digests, |d| cache.get(d).is_some());
+        println!("VerifiedTokens hit: {one:.0} ns/lookup, {two:.0} ns/lookup with 2 threads");
+    }
+
+    /// Nanoseconds per lookup of every key in `keys` in turn, alone and from two threads at
+    /// once (asserting every lookup hits).
+    fn measure<K: Sync>(keys: &[K], hit: impl Fn(&K) -> bool + Sync) -> (f64, f64) {
+        const ROUNDS: usize = 2_000_000;
+        let run = |n: usize| {
+            let mut hits = 0usize;
+            for i in 0..n {
+                hits += usize::from(hit(&keys[i % keys.len()]));
+            }
+            assert_eq!(hits, n);
+        };
+        run(ROUNDS / 10);
+        let started = std::time::Instant::now();
+        run(ROUNDS);
+        let one = started.elapsed().as_nanos() as f64 / ROUNDS as f64;
+        let started = std::time::Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| run(ROUNDS / 2));
+            s.spawn(|| run(ROUNDS / 2));
+        });
+        let two = 2.0 * started.elapsed().as_nanos() as f64 / ROUNDS as f64;
+        (one, two)
     }
 }

@@ -14,7 +14,7 @@ use event_store::relay::DEFAULT_QUEUE;
 use read_model::DEFAULT_PROJECTION;
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://example:example@127.0.0.1:3306/example";
-pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const DEFAULT_AMQP_URL: &str = platform::DEFAULT_AMQP_URL;
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9102";
 
 /// `projector [run|rebuild|verify|park]`.
@@ -62,9 +62,8 @@ pub struct Config {
     /// writes only the read tables; `rebuild`, `verify`, `park`: the owner, the default).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_default_value = true, hide_env_values = true, global = true)]
     pub database_url: Secret,
-    /// The broker, `amqp://user:password@host:port/vhost`.
-    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_default_value = true, hide_env_values = true, global = true)]
-    pub amqp_url: Secret,
+    #[command(flatten)]
+    pub broker: platform::BrokerArgs,
     /// The queue to consume. The relay declares it (with its exchange, binding and
     /// dead-letter parking); the projector's broker account may only consume it.
     #[arg(long, env = "QUEUE", default_value = DEFAULT_QUEUE, global = true)]
@@ -97,7 +96,9 @@ impl Config {
     pub fn new(database_url: impl Into<String>, amqp_url: impl Into<String>) -> Self {
         Self {
             database_url: Secret::new(database_url),
-            amqp_url: Secret::new(amqp_url),
+            broker: platform::BrokerArgs {
+                amqp_url: Secret::new(amqp_url),
+            },
             queue: DEFAULT_QUEUE.into(),
             projection: DEFAULT_PROJECTION.into(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9102)),

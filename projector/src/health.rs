@@ -93,7 +93,7 @@ impl Health {
         Readiness::new()
             .with_check("mariadb", move || {
                 let pool = pool.clone();
-                async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
+                async move { event_store::ping(&pool).await }
             })
             .with_check("rabbitmq", move || {
                 let connected = broker.broker_connected();

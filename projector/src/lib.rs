@@ -85,13 +85,7 @@ where
     let pool = read_pool(&config)?;
     let sampled = pool.clone();
     metrics.watch_pool("read_model", move || event_store::pool_usage(&sampled));
-    let app = health
-        .readiness(pool.clone())
-        .router()
-        .merge(metrics.router())
-        .fallback(platform::not_found)
-        .method_not_allowed_fallback(platform::method_not_allowed);
-    let app = platform::observe(app, &metrics);
+    let app = platform::operations_router(&health.readiness(pool.clone()), &metrics);
     let server = tokio::spawn(platform::serve(listener, app, stopped(stop.clone())));
 
     let Some(store) = connect_log(&config, stop.clone()).await else {
@@ -111,7 +105,7 @@ where
     let consumer = Consumer {
         projection,
         settings: Settings {
-            amqp_url: config.amqp_url.clone(),
+            amqp_url: config.broker.amqp_url.clone(),
             queue: config.queue.clone(),
             prefetch: config.prefetch,
             batch_size: config.batch_size.max(1),

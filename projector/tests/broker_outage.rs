@@ -37,7 +37,7 @@ async fn nothing_is_lost_when_the_broker_stops_and_starts_again_under_appends() 
     let mut env = Env::new().await;
     // The projector uses the private node; the vhost Env made on the shared broker
     // stays unused.
-    env.config.amqp_url = broker.amqp_url().into();
+    env.config.broker.amqp_url = broker.amqp_url().into();
     let downstream = Downstream::start(&broker).await;
     let relay = RelayTask::start(&env, RelayTask::config(broker.amqp_url())).await;
     let projector = Running::start(&env.config).await;

@@ -111,7 +111,7 @@ async fn the_projectors_broker_account_may_consume_but_not_publish() {
 
     // The projector's own credentials: consuming works (above), publishing does not.
     let forged = forged_deposit(user, env.head().await + 1, 3);
-    let refused = publish_as(env.config.amqp_url.expose(), &forged).await;
+    let refused = publish_as(env.config.broker.amqp_url.expose(), &forged).await;
     let code = match &refused {
         Err(e) => match e.kind() {
             lapin::ErrorKind::ProtocolError(amqp) => amqp.get_id(),

@@ -402,7 +402,7 @@ fn spawn_binary(env: &Env) -> ChildGuard {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
         .arg("run")
         .env("DATABASE_URL", env.config.database_url.expose())
-        .env("AMQP_URL", env.config.amqp_url.expose())
+        .env("AMQP_URL", env.config.broker.amqp_url.expose())
         .env("QUEUE", &env.config.queue)
         .env("METRICS_ADDR", "127.0.0.1:0")
         // Small batches: many commits, so the kill lands between and inside them.

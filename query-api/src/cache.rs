@@ -14,11 +14,16 @@
 //! measured.
 //!
 //! Rows are cached as read (personal data still sealed); opening happens per request.
+//!
+//! The entries live in a moka cache, least recently used out first: an entry read before
+//! the checkpoint moved is never served again, so it is the one that ages out.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
+use moka::ops::compute::Op;
+use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
 use platform::prometheus_client::metrics::counter::Counter;
 use platform::prometheus_client::metrics::family::Family;
 use platform::Metrics;
@@ -57,21 +62,35 @@ struct Entry<V> {
     value: Arc<V>,
 }
 
+impl<V> Clone for Entry<V> {
+    fn clone(&self) -> Self {
+        Self {
+            at: self.at,
+            value: Arc::clone(&self.value),
+        }
+    }
+}
+
 /// One view's cache, keyed by user id.
 pub(crate) struct ViewCache<V> {
     view: &'static str,
-    capacity: usize,
-    entries: Mutex<HashMap<Uuid, Entry<V>>>,
+    /// `None` when the capacity is 0: every read is a miss.
+    entries: Option<Cache<Uuid, Entry<V>>>,
     counters: CacheCounters,
 }
 
-impl<V> ViewCache<V> {
+impl<V: Send + Sync + 'static> ViewCache<V> {
     /// `capacity` 0 disables caching (every read is a miss).
     pub(crate) fn new(view: &'static str, capacity: usize, counters: CacheCounters) -> Self {
+        let entries = (capacity > 0).then(|| {
+            Cache::builder()
+                .max_capacity(u64::try_from(capacity).unwrap_or(u64::MAX))
+                .eviction_policy(EvictionPolicy::lru())
+                .build()
+        });
         Self {
             view,
-            capacity,
-            entries: Mutex::new(HashMap::new()),
+            entries,
             counters,
         }
     }
@@ -109,38 +128,28 @@ impl<V> ViewCache<V> {
         Ok((read_at, Some(value)))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Entry<V>>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn get(&self, key: Uuid, at: Checkpoint) -> Option<Arc<V>> {
-        let entries = self.lock();
-        let entry = entries.get(&key)?;
-        (entry.at == at).then(|| Arc::clone(&entry.value))
+        let entry = self.entries.as_ref()?.get(&key)?;
+        (entry.at == at).then_some(entry.value)
     }
 
     fn insert(&self, key: Uuid, at: Checkpoint, value: Arc<V>) {
-        if self.capacity == 0 {
+        let Some(entries) = &self.entries else {
             return;
-        }
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            // Stale entries go first; they would never hit again.
-            entries.retain(|_, entry| entry.at == at);
-            if entries.len() >= self.capacity {
-                let victim = entries.keys().next().copied();
-                if let Some(victim) = victim {
-                    entries.remove(&victim);
-                }
-            }
-        }
-        match entries.get(&key) {
+        };
+        entries.entry(key).and_compute_with(|kept| match kept {
             // A racing reader already stored a read at a later checkpoint.
-            Some(existing) if existing.at > at => {}
-            _ => {
-                entries.insert(key, Entry { at, value });
-            }
-        }
+            Some(kept) if kept.value().at > at => Op::Nop,
+            _ => Op::Put(Entry { at, value }),
+        });
+    }
+
+    /// The entries once moka's pending evictions have run.
+    #[cfg(test)]
+    fn settled(&self) -> Option<&Cache<Uuid, Entry<V>>> {
+        let entries = self.entries.as_ref()?;
+        entries.run_pending_tasks();
+        Some(entries)
     }
 }
 
@@ -219,8 +228,10 @@ mod tests {
         load(&cache, a, at(0, 1), 1).await;
         load(&cache, b, at(0, 2), 2).await;
         load(&cache, c, at(0, 2), 3).await;
-        assert_eq!(cache.lock().len(), 2);
-        assert!(!cache.lock().contains_key(&a));
+        // The stale entry is the one not read since: least recently used, it goes.
+        let entries = cache.settled().unwrap();
+        assert_eq!(entries.entry_count(), 2);
+        assert!(!entries.contains_key(&a));
         assert_eq!(load(&cache, b, at(0, 2), 9).await, 2);
     }
 
@@ -237,5 +248,45 @@ mod tests {
             .await
             .unwrap();
         assert!(none.is_none());
+    }
+
+    /// Not a check: prints what a hit costs, to compare implementations (ADR 0025).
+    /// `cargo test --release -p query-api --lib -- --ignored --nocapture lookup_cost`
+    #[tokio::test]
+    #[ignore]
+    async fn lookup_cost() {
+        let cache = cache(10_000);
+        let mut keys = Vec::new();
+        for i in 0..10_000 {
+            let key = Uuid::now_v7();
+            load(&cache, key, at(0, 5), i).await;
+            keys.push(key);
+        }
+        let (one, two) = measure(&keys, |key| cache.get(*key, at(0, 5)).is_some());
+        println!("ViewCache hit: {one:.0} ns/lookup, {two:.0} ns/lookup with 2 threads");
+    }
+
+    /// Nanoseconds per lookup of every key in `keys` in turn, alone and from two threads at
+    /// once (asserting every lookup hits).
+    fn measure<K: Sync>(keys: &[K], hit: impl Fn(&K) -> bool + Sync) -> (f64, f64) {
+        const ROUNDS: usize = 2_000_000;
+        let run = |n: usize| {
+            let mut hits = 0usize;
+            for i in 0..n {
+                hits += usize::from(hit(&keys[i % keys.len()]));
+            }
+            assert_eq!(hits, n);
+        };
+        run(ROUNDS / 10);
+        let started = std::time::Instant::now();
+        run(ROUNDS);
+        let one = started.elapsed().as_nanos() as f64 / ROUNDS as f64;
+        let started = std::time::Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| run(ROUNDS / 2));
+            s.spawn(|| run(ROUNDS / 2));
+        });
+        let two = 2.0 * started.elapsed().as_nanos() as f64 / ROUNDS as f64;
+        (one, two)
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! A tour:
 //! - [`run`] builds everything from a [`Config`] (`config.rs`) and serves; [`router`] is
-//!   the whole HTTP surface over an [`AppState`] (`state.rs`), for tests and for `run`.
+//!   the whole HTTP surface over an [`AppState`] (`state.rs`), for tests and for `run`:
+//!   the routes, with health, metrics, fallbacks and middleware from
+//!   `platform::service_router`.
 //! - `users.rs`, `balances.rs`, `transactions.rs`: the views (`users_view`,
 //!   `balances_view`, `transactions_view`), role and ownership checks where the id is
 //!   known; `personal.rs` opens sealed e-mail addresses and names with the keyring
@@ -17,12 +19,13 @@
 //!   or position replayed with `ledger::replay` (roles auditor and admin); `export.rs`
 //!   the log as streamed NDJSON; `anchors.rs` the signed anchors and their JWKS.
 //! - `wait.rs`: the checkpoint, published on a watch channel by one poller per process
-//!   that runs only while someone waits for `X-Min-Position`; projection lag metrics.
+//!   that runs only while someone waits for `X-Min-Position`; projection lag metrics,
+//!   measured when `/metrics` is scraped.
 //! - `snapshot.rs`: every view is read in one consistent snapshot with the checkpoint,
 //!   and answers with that checkpoint's position (a rebuild's swap never shows).
 //! - `cache.rs`: hot views (a user, a user's balances) kept per checkpoint and its
-//!   generation, invalidated when either moves, never by a timer; hits and misses
-//!   counted.
+//!   generation in moka caches, invalidated when either moves, never by a timer; hits and
+//!   misses counted.
 //! - `reply.rs`: `X-Projection-Position`, strong ETags, 304, `Cache-Control`;
 //!   `params.rs`, `cursor.rs`: query parameters, ids, headers and opaque cursors become
 //!   typed values once; `columns.rs`: how read-table columns decode.
@@ -56,9 +59,7 @@ mod wait;
 use std::future::Future;
 
 use anyhow::Context;
-use axum::extract::{Request, State};
-use axum::middleware::{from_fn_with_state, Next};
-use axum::response::Response;
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::Router;
 use event_store::{EventStore, StoreOptions};
@@ -170,21 +171,21 @@ pub async fn state_from(config: &Config) -> anyhow::Result<AppState> {
     .with_anchor_jwks(config.anchor_jwks()))
 }
 
-/// Every route: the views, the audit endpoints, `/openapi.json`, `/health/live`,
-/// `/health/ready` (MariaDB answers a query) and `/metrics` (projection lag measured at
-/// each scrape), with platform's middleware around them.
+/// Every route: the views, the audit endpoints and `/openapi.json`, with platform's
+/// `/health/live`, `/health/ready` (MariaDB answers a query), `/metrics` (projection lag
+/// measured at each scrape) and middleware around them.
 pub fn router(state: AppState) -> Router {
     let pool = state.pool.clone();
     let log = state.store.pool().clone();
     let readiness = Readiness::new().with_check("mariadb", move || {
         let (pool, log) = (pool.clone(), log.clone());
         async move {
-            sqlx::query("SELECT 1").execute(&pool).await?;
-            sqlx::query("SELECT 1").execute(&log).await.map(|_| ())
+            event_store::ping(&pool).await?;
+            event_store::ping(&log).await
         }
     });
     let metrics = state.metrics.clone();
-    let api = Router::new()
+    let routes = Router::new()
         .route("/api/v1/users", get(users::list_users))
         .route("/api/v1/users/{id}", get(users::get_user))
         .route("/api/v1/users/{id}/balances", get(balances::get_balances))
@@ -204,24 +205,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/audit/users/{id}/balances",
             get(audit::historic_balances),
         )
-        .route_layer(from_fn_with_state(state.clone(), reply::stamp_position));
-    let scrape = metrics
-        .router()
-        .layer(from_fn_with_state(state.clone(), measure_lag));
-    let app = api
+        .route_layer(from_fn_with_state(state.clone(), reply::stamp_position))
         .route("/openapi.json", get(openapi::openapi_json))
-        .with_state(state)
-        .merge(readiness.router())
-        .merge(scrape)
-        .fallback(platform::not_found)
-        .method_not_allowed_fallback(platform::method_not_allowed);
-    platform::observe(app, &metrics)
-}
-
-/// Refreshes the projection lag gauges before `/metrics` renders them.
-async fn measure_lag(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Err(error) = state.projection.measure_lag(&state.store).await {
-        tracing::warn!(error = %error, "measuring the projection lag failed");
-    }
-    next.run(request).await
+        .with_state(state);
+    platform::service_router(routes, &readiness, &metrics)
 }

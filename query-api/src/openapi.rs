@@ -3,11 +3,15 @@
 //! with; `tests/api/openapi.rs` checks every route is listed.
 
 use axum::response::IntoResponse;
-use platform::openapi::{BearerAuth, PlatformRoutes};
-use serde::Serialize;
-use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
+use platform::openapi::{BearerAuth, PlatformRoutes, ProblemSchemas};
+use utoipa::{IntoParams, OpenApi};
 
 use crate::{anchors, audit, balances, events, export, operations, transactions, users};
+
+/// The problem document, with a code of this service's own.
+const PROBLEMS: ProblemSchemas = ProblemSchemas {
+    code_example: "projection_lagging",
+};
 
 /// Health and metrics, as platform serves them.
 const PLATFORM_ROUTES: PlatformRoutes = PlatformRoutes {
@@ -42,7 +46,6 @@ const PLATFORM_ROUTES: PlatformRoutes = PlatformRoutes {
     ),
     components(
         schemas(
-            ProblemDoc, FieldProblemDoc,
             users::UserView, users::UserPage,
             balances::BalancesView, balances::Balance,
             transactions::TransactionView, transactions::TransactionPage,
@@ -54,7 +57,7 @@ const PLATFORM_ROUTES: PlatformRoutes = PlatformRoutes {
         ),
         responses(Unauthenticated, Forbidden, NotFound, ValidationFailed, Unavailable)
     ),
-    modifiers(&BearerAuth, &PLATFORM_ROUTES),
+    modifiers(&BearerAuth, &PLATFORM_ROUTES, &PROBLEMS),
     tags(
         (name = "users", description = "Users and their balances"),
         (name = "transactions", description = "Deposits, withdrawals, transfers"),
@@ -166,41 +169,7 @@ pub(crate) struct ViewHeaders {
     if_none_match: Option<String>,
 }
 
-/// RFC 9457 problem details (`application/problem+json`).
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ProblemDoc {
-    #[serde(rename = "type")]
-    type_uri: String,
-    title: String,
-    status: u16,
-    detail: String,
-    /// Stable machine code, e.g. `projection_lagging`.
-    code: String,
-    /// 422 only.
-    errors: Option<Vec<FieldProblemDoc>>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct FieldProblemDoc {
-    field: String,
-    code: String,
-    message: String,
-}
-
-macro_rules! problem_responses {
-    ($($name:ident => $description:literal),* $(,)?) => {
-        $(
-            #[derive(ToResponse)]
-            #[response(description = $description, content_type = "application/problem+json")]
-            #[allow(dead_code)]
-            pub(crate) struct $name(ProblemDoc);
-        )*
-    };
-}
-
-problem_responses! {
+platform::problem_responses! {
     Unauthenticated => "`unauthenticated`: no, bad or expired token (`WWW-Authenticate: Bearer`)",
     Forbidden => "`forbidden`: role or ownership forbids it",
     NotFound => "`not_found`: no such user or transaction",

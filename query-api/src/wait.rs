@@ -142,6 +142,18 @@ impl Projection {
             gauges: Gauges::register(metrics),
         });
         tokio::spawn(poll(Arc::downgrade(&inner), wake));
+        let measured = Arc::downgrade(&inner);
+        metrics.refresh_before_scrape(move || {
+            let projection = measured.upgrade().map(|inner| Self { inner });
+            async move {
+                let Some(projection) = projection else {
+                    return;
+                };
+                if let Err(error) = projection.measure_lag().await {
+                    tracing::warn!(error = %error, "measuring the projection lag failed");
+                }
+            }
+        });
         Self { inner }
     }
 
@@ -242,7 +254,8 @@ impl Projection {
 
     /// Reads the checkpoint, the log head and the oldest unapplied event's age into the
     /// lag gauges; run when `/metrics` is scraped, so lag costs nothing between scrapes.
-    pub(crate) async fn measure_lag(&self, store: &EventStore) -> Result<(), ApiError> {
+    async fn measure_lag(&self) -> Result<(), ApiError> {
+        let store = &self.inner.log;
         let checkpoint = self.inner.read().await?.position;
         let head = store.head().await?.map_or(0, |(position, _)| position);
         let behind = head.saturating_sub(checkpoint);

@@ -45,9 +45,8 @@ struct Config {
         hide_env_values = true
     )]
     database_url: platform::Secret,
-    /// The broker, `amqp://user:password@host:port/vhost`.
-    #[arg(long, env = "AMQP_URL", default_value = relay::DEFAULT_AMQP_URL, hide_default_value = true, hide_env_values = true)]
-    amqp_url: platform::Secret,
+    #[command(flatten)]
+    broker: platform::BrokerArgs,
     /// Relays of one name take turns: one leads, the others stand by.
     #[arg(long, env = "RELAY_NAME", default_value = relay::DEFAULT_RELAY_NAME)]
     relay_name: String,
@@ -95,7 +94,7 @@ impl Config {
     fn relay(&self) -> RelayConfig {
         RelayConfig {
             name: self.relay_name.clone(),
-            amqp_url: self.amqp_url.expose().to_owned(),
+            amqp_url: self.broker.amqp_url.expose().to_owned(),
             source: self.source.clone(),
             topology: Topology {
                 exchange: self.exchange.clone(),
@@ -218,11 +217,7 @@ async fn run(
     let anchor_stats = AnchorStats::default();
     let pool: Arc<OnceLock<MySqlPool>> = Arc::default();
     let readiness = readiness(pool.clone(), stats.clone());
-    let app = readiness
-        .router()
-        .merge(metrics.router())
-        .fallback(platform::not_found);
-    let app = platform::observe(app, &metrics);
+    let app = platform::operations_router(&readiness, &metrics);
     let server = tokio::spawn(platform::serve(listener, app, stopped()));
 
     // The database may come up after the relay: wait for it rather than exit.
@@ -283,7 +278,7 @@ fn readiness(pool: Arc<OnceLock<MySqlPool>>, stats: RelayStats) -> Readiness {
             let pool = pool.get().cloned();
             async move {
                 let pool = pool.ok_or("not connected yet")?;
-                sqlx::query("SELECT 1").execute(&pool).await?;
+                event_store::ping(&pool).await?;
                 Ok::<(), platform::BoxError>(())
             }
         })
@@ -509,5 +504,7 @@ mod tests {
         assert_eq!(config.metrics_addr.to_string(), "127.0.0.1:9101");
         assert_eq!(relay.name, "main");
         assert_eq!(relay.topology, Topology::default());
+        // The library's default broker is the one the flag defaults to.
+        assert_eq!(platform::DEFAULT_AMQP_URL, relay::DEFAULT_AMQP_URL);
     }
 }

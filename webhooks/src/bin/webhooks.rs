@@ -147,13 +147,9 @@ async fn main() -> anyhow::Result<()> {
     let pool = store.pool().clone();
     let readiness = Readiness::new().with_check("mariadb", move || {
         let pool = pool.clone();
-        async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
+        async move { event_store::ping(&pool).await }
     });
-    let app = readiness
-        .router()
-        .merge(metrics.router())
-        .fallback(platform::not_found);
-    let app = platform::observe(app, &metrics);
+    let app = platform::operations_router(&readiness, &metrics);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(platform::serve(listener, app, async move {
