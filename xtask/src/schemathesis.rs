@@ -16,8 +16,8 @@ use crate::stack::workspace_root;
 /// that broke hypothesis-jsonschema's object strategy.
 const PACKAGES: [&str; 2] = ["schemathesis==4.3.*", "hypothesis<6.150"];
 /// Examples per operation and phase: enough for every check to meet every operation on
-/// each role, few enough for the test run (about a minute per API and role).
-const EXAMPLES: &str = "8";
+/// each role, few enough for the test run (about ten seconds per API and role).
+const EXAMPLES: &str = "20";
 
 /// The `st` command of the virtualenv, installed if missing.
 pub fn ensure_installed() -> anyhow::Result<PathBuf> {
