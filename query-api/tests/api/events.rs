@@ -169,6 +169,9 @@ async fn subscriptions_are_for_services_admins_and_auditors_and_check_their_para
         "/api/v1/events?stream=has%20space",
         "/api/v1/events?unknown=1",
         "/api/v1/events?after=1&after=2",
+        // Only spaces may stand around a pattern, and 200 characters of patterns in all.
+        "/api/v1/events?types=%09thing.made",
+        "/api/v1/events?types=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,a",
     ] {
         app.get(bad, &token)
             .await
@@ -178,6 +181,17 @@ async fn subscriptions_are_for_services_admins_and_auditors_and_check_their_para
         .send(sse("/api/v1/events", &app.as_role(Role::User)))
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    // Last-Event-ID wins over `after`, but a malformed `after` is still refused.
+    let answer = app
+        .send(sse("/api/v1/events?after=", &token).header("last-event-id", "1"))
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.get(
+        "/api/v1/events?types=%20thing.*%20,%20user.registered",
+        &token,
+    )
+    .await
+    .ok();
 }
 
 #[tokio::test]
