@@ -93,9 +93,26 @@ async fn the_document_says_what_the_service_takes() {
         assert_eq!(limit["schema"]["minimum"], 1, "{path}");
         assert_eq!(limit["schema"]["maximum"], max, "{path}");
     }
+    // Each list's cursor exactly as the service writes it, and positions as it parses them.
     assert_eq!(
-        parameter("/api/v1/users", "cursor")["schema"]["minLength"],
+        parameter("/api/v1/users", "cursor")["schema"]["pattern"],
+        "^75[0-9a-fA-F]{48}$"
+    );
+    assert_eq!(
+        parameter("/api/v1/transactions", "cursor")["schema"]["pattern"],
+        "^74[0-9a-fA-F]{48}$"
+    );
+    let after = parameter("/api/v1/audit/events", "after");
+    assert_eq!(after["schema"]["minimum"], 0);
+    assert_eq!(after["schema"]["maximum"], u64::MAX);
+    assert_eq!(
+        parameter("/api/v1/audit/export", "from")["schema"]["minimum"],
         1
+    );
+    // No nil UUID where an id goes: the ledger's ids refuse it.
+    assert_eq!(
+        parameter("/api/v1/users/{id}", "id")["schema"]["not"]["const"],
+        "00000000-0000-0000-0000-000000000000"
     );
 }
 
