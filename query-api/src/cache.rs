@@ -249,44 +249,4 @@ mod tests {
             .unwrap();
         assert!(none.is_none());
     }
-
-    /// Not a check: prints what a hit costs, to compare implementations (ADR 0025).
-    /// `cargo test --release -p query-api --lib -- --ignored --nocapture lookup_cost`
-    #[tokio::test]
-    #[ignore]
-    async fn lookup_cost() {
-        let cache = cache(10_000);
-        let mut keys = Vec::new();
-        for i in 0..10_000 {
-            let key = Uuid::now_v7();
-            load(&cache, key, at(0, 5), i).await;
-            keys.push(key);
-        }
-        let (one, two) = measure(&keys, |key| cache.get(*key, at(0, 5)).is_some());
-        println!("ViewCache hit: {one:.0} ns/lookup, {two:.0} ns/lookup with 2 threads");
-    }
-
-    /// Nanoseconds per lookup of every key in `keys` in turn, alone and from two threads at
-    /// once (asserting every lookup hits).
-    fn measure<K: Sync>(keys: &[K], hit: impl Fn(&K) -> bool + Sync) -> (f64, f64) {
-        const ROUNDS: usize = 2_000_000;
-        let run = |n: usize| {
-            let mut hits = 0usize;
-            for i in 0..n {
-                hits += usize::from(hit(&keys[i % keys.len()]));
-            }
-            assert_eq!(hits, n);
-        };
-        run(ROUNDS / 10);
-        let started = std::time::Instant::now();
-        run(ROUNDS);
-        let one = started.elapsed().as_nanos() as f64 / ROUNDS as f64;
-        let started = std::time::Instant::now();
-        std::thread::scope(|s| {
-            s.spawn(|| run(ROUNDS / 2));
-            s.spawn(|| run(ROUNDS / 2));
-        });
-        let two = 2.0 * started.elapsed().as_nanos() as f64 / ROUNDS as f64;
-        (one, two)
-    }
 }
